@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what offshoot needs at run time and in tests: the PostgreSQL server
+# binaries (initdb, postgres, pgbench, psql, pg_dump) and fuse3 (fusermount3,
+# /dev/fuse). Uses apt-get when run as root or with sudo; otherwise prints the
+# exact command to run. Does nothing when everything is already present.
+set -euo pipefail
+
+have_pg() {
+  if [ -n "${OFFSHOOT_PG_BIN:-}" ] && [ -x "$OFFSHOOT_PG_BIN/postgres" ]; then return 0; fi
+  compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null
+}
+have_fuse() { command -v fusermount3 >/dev/null 2>&1 && [ -e /dev/fuse ]; }
+
+if have_pg && have_fuse; then exit 0; fi
+
+packages="postgresql postgresql-contrib fuse3"
+if [ "$(id -u)" -eq 0 ]; then
+  apt=(apt-get)
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  apt=(sudo apt-get)
+else
+  echo "offshoot needs PostgreSQL and fuse3. Install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y $packages" >&2
+  exit 1
+fi
+
+# Debian's postgresql package would create and start a cluster on port 5432;
+# offshoot runs its own servers, so ask it not to.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+  "${apt[@]:0:${#apt[@]}-1}" mkdir -p /etc/postgresql-common 2>/dev/null || mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | "${apt[@]:0:${#apt[@]}-1}" tee /etc/postgresql-common/createcluster.conf >/dev/null 2>&1 \
+    || echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+fi
+
+echo "==> installing $packages"
+"${apt[@]}" update -q
+DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q $packages
+have_pg || { echo "PostgreSQL server binaries still missing after install" >&2; exit 1; }
+have_fuse || { echo "fuse3 (fusermount3 and /dev/fuse) still missing after install" >&2; exit 1; }
