@@ -1,0 +1,1 @@
+//! The HTTP client the commands use to reach the daemon.
