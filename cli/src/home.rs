@@ -1,1 +1,251 @@
-//! The offshoot home directory: where it is, its layout, its secrets, and `daemon.json`.
+//! The offshoot home directory: where it is, its layout, its secrets, and
+//! `daemon.json`.
+//!
+//! Layout (see docs/contracts.md):
+//!
+//! ```text
+//! $OFFSHOOT_HOME/
+//!   store/                 the page store
+//!   mnt/<branch-id>/       FUSE mount point per branch (by id: names can be renamed)
+//!   run/<branch-id>/       socket directory per running compute
+//!   logs/<branch-id>.log   PostgreSQL log per branch
+//!   secrets/               0700: postgres.password, internal.password, api.token (0600)
+//!   daemon.json            the running daemon's pid, addresses and version
+//! ```
+//!
+//! The home is found from `--home DIR`, else `OFFSHOOT_HOME`, else
+//! `$XDG_DATA_HOME/offshoot`, else `~/.local/share/offshoot`.
+
+mod daemon_info;
+mod secrets;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub use daemon_info::DaemonInfo;
+pub use secrets::HomeSecrets;
+
+/// Errors about the home directory and the files in it.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error(
+        "cannot find a home directory: set OFFSHOOT_HOME, XDG_DATA_HOME or HOME, or pass --home"
+    )]
+    NoHome,
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is malformed: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("{path} is empty")]
+    EmptySecret { path: PathBuf },
+}
+
+impl HomeError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> HomeError {
+        HomeError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The offshoot home: a directory and the paths inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// The home at exactly `root` (no lookup).
+    pub fn at(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// Finds the home: `explicit` (`--home`), else `OFFSHOOT_HOME`, else
+    /// `$XDG_DATA_HOME/offshoot`, else `$HOME/.local/share/offshoot`.
+    pub fn resolve(explicit: Option<&Path>) -> Result<Home, HomeError> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        resolve_from(
+            explicit,
+            var("OFFSHOOT_HOME"),
+            var("XDG_DATA_HOME"),
+            var("HOME"),
+        )
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+    pub fn mnt_dir(&self) -> PathBuf {
+        self.root.join("mnt")
+    }
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+    pub fn daemon_json(&self) -> PathBuf {
+        self.root.join("daemon.json")
+    }
+    /// Scratch space for tools (initdb's password file, …).
+    pub fn work_dir(&self) -> PathBuf {
+        self.root.join("work")
+    }
+    /// The offshoot-managed `pg_hba.conf` every compute uses.
+    pub fn hba_file(&self) -> PathBuf {
+        self.root.join("pg_hba.conf")
+    }
+
+    /// Creates the directories of the layout (idempotent). `secrets/` gets mode 0700.
+    pub fn create_layout(&self) -> Result<(), HomeError> {
+        for dir in [
+            self.root.clone(),
+            self.store_dir(),
+            self.mnt_dir(),
+            self.run_dir(),
+            self.logs_dir(),
+            self.work_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| HomeError::io("create", &dir, e))?;
+        }
+        let secrets = self.secrets_dir();
+        std::fs::create_dir_all(&secrets).map_err(|e| HomeError::io("create", &secrets, e))?;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| HomeError::io("chmod", &secrets, e))?;
+        Ok(())
+    }
+
+    /// True once the store has been created here (the first `offshoot up` ran).
+    pub fn is_initialised(&self) -> bool {
+        self.root.join("initialised").exists()
+    }
+
+    /// Marks the home as initialised (the root branch holds a finished initdb).
+    pub fn mark_initialised(&self) -> Result<(), HomeError> {
+        let path = self.root.join("initialised");
+        write_durably(&path, b"offshoot home v1\n", 0o644)
+    }
+
+    /// Loads the secrets, creating any that are missing.
+    pub fn load_or_create_secrets(&self) -> Result<HomeSecrets, HomeError> {
+        HomeSecrets::load_or_create(&self.secrets_dir())
+    }
+
+    /// Loads the secrets; an error if any is missing.
+    pub fn load_secrets(&self) -> Result<HomeSecrets, HomeError> {
+        HomeSecrets::load(&self.secrets_dir())
+    }
+
+    /// The API token alone (what the CLI needs).
+    pub fn api_token(&self) -> Result<String, HomeError> {
+        secrets::read_secret(&self.secrets_dir().join(secrets::API_TOKEN))
+    }
+
+    /// The running daemon's `daemon.json`, if there is one.
+    pub fn read_daemon_info(&self) -> Result<Option<DaemonInfo>, HomeError> {
+        DaemonInfo::read(&self.daemon_json())
+    }
+}
+
+fn resolve_from(
+    explicit: Option<&Path>,
+    offshoot_home: Option<std::ffi::OsString>,
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<Home, HomeError> {
+    if let Some(dir) = explicit {
+        return Ok(Home::at(dir));
+    }
+    if let Some(dir) = offshoot_home {
+        return Ok(Home::at(PathBuf::from(dir)));
+    }
+    if let Some(dir) = xdg_data_home {
+        return Ok(Home::at(PathBuf::from(dir).join("offshoot")));
+    }
+    if let Some(dir) = home {
+        return Ok(Home::at(PathBuf::from(dir).join(".local/share/offshoot")));
+    }
+    Err(HomeError::NoHome)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename, with `mode`.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), HomeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| HomeError::io("create", &tmp, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| HomeError::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| HomeError::io("rename", path, e))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_prefers_explicit_then_env_then_xdg_then_home() {
+        let p = |s: &str| Some(std::ffi::OsString::from(s));
+        let explicit = resolve_from(Some(Path::new("/x")), p("/o"), p("/d"), p("/h")).unwrap();
+        assert_eq!(explicit.root(), Path::new("/x"));
+        let env = resolve_from(None, p("/o"), p("/d"), p("/h")).unwrap();
+        assert_eq!(env.root(), Path::new("/o"));
+        let xdg = resolve_from(None, None, p("/d"), p("/h")).unwrap();
+        assert_eq!(xdg.root(), Path::new("/d/offshoot"));
+        let home = resolve_from(None, None, None, p("/h")).unwrap();
+        assert_eq!(home.root(), Path::new("/h/.local/share/offshoot"));
+        assert!(matches!(
+            resolve_from(None, None, None, None),
+            Err(HomeError::NoHome)
+        ));
+    }
+
+    #[test]
+    fn layout_creates_private_secrets_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("h"));
+        home.create_layout().unwrap();
+        for d in [
+            home.store_dir(),
+            home.mnt_dir(),
+            home.run_dir(),
+            home.logs_dir(),
+        ] {
+            assert!(d.is_dir(), "{} missing", d.display());
+        }
+        let mode = std::fs::metadata(home.secrets_dir())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(!home.is_initialised());
+        home.mark_initialised().unwrap();
+        assert!(home.is_initialised());
+    }
+}
