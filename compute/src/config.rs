@@ -1,0 +1,78 @@
+//! What offshoot writes into a cluster's configuration.
+//!
+//! - `postgresql.conf` gets a block appended by [`crate::initdb`]: settings
+//!   that hold for every branch (inherited by branches, since they are pages of
+//!   the data directory like any other file).
+//! - The `hba_file` lives outside the data directory and is rewritten by
+//!   offshoot at every start: SCRAM for every role, over the local socket
+//!   only. There is no TCP listener, so there are no `host` lines.
+//! - Per-start settings (`-c` on the postmaster command line) name the socket
+//!   directory, the hba file and the port; they win over the file.
+
+use std::path::Path;
+
+/// The port number in the socket's name (`.s.PGSQL.5432`); nothing listens on TCP.
+pub const SOCKET_PORT: u16 = 5432;
+
+/// The marker line opening offshoot's block in `postgresql.conf`.
+pub(crate) const CONF_MARKER: &str = "# ---- offshoot settings (managed; edit with care) ----";
+
+/// The block appended to `postgresql.conf` after `initdb`.
+pub(crate) fn postgresql_conf_block() -> String {
+    let lines = [
+        CONF_MARKER,
+        "# No TCP listener: clients come through the offshoot proxy to the unix socket.",
+        "listen_addresses = ''",
+        "# The socket is in a private 0700 directory; only its owner connects.",
+        "unix_socket_permissions = 0700",
+        "password_encryption = 'scram-sha-256'",
+        "# Many branches run side by side: PostgreSQL's default memory, no more.",
+        "shared_buffers = 128MB",
+        "max_connections = 100",
+        "# Durability comes from PostgreSQL's own fsyncs through to the page store.",
+        "fsync = on",
+        "synchronous_commit = on",
+        "full_page_writes = on",
+        "# One log per branch: stderr goes to the file offshoot opened for it.",
+        "logging_collector = off",
+        "log_destination = 'stderr'",
+        "log_line_prefix = '%m [%p] %q%u@%d '",
+        "# hba_file, unix_socket_directories and port are given at every start.",
+        "",
+    ];
+    let mut s = String::from("\n");
+    s.push_str(&lines.join("\n"));
+    s
+}
+
+/// The contents of the offshoot-managed `hba_file`.
+pub(crate) fn hba_contents() -> &'static str {
+    "# Managed by offshoot; rewritten at every start.\n\
+     # Local socket only (no TCP listener); SCRAM for every role.\n\
+     local all all scram-sha-256\n"
+}
+
+/// Per-start settings for the postmaster command line.
+pub(crate) fn start_settings(socket_dir: &Path, hba_file: &Path) -> Vec<(String, String)> {
+    vec![
+        ("listen_addresses".to_owned(), String::new()),
+        (
+            "unix_socket_directories".to_owned(),
+            socket_dir.display().to_string(),
+        ),
+        ("hba_file".to_owned(), hba_file.display().to_string()),
+        ("port".to_owned(), SOCKET_PORT.to_string()),
+    ]
+}
+
+/// `C.UTF-8` when this system's C library has it, else `C`.
+pub(crate) fn initdb_locale() -> &'static str {
+    let available = ["/usr/lib/locale/C.utf8", "/usr/lib/locale/C.UTF-8"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if available {
+        "C.UTF-8"
+    } else {
+        "C"
+    }
+}

@@ -1,0 +1,4 @@
+pub struct ComputeState;
+pub struct RunningCompute;
+pub struct Supervisor;
+pub struct SupervisorOptions;

@@ -1,0 +1,200 @@
+//! initdb, start, authentication, stop and restart of one compute.
+
+use std::time::Instant;
+
+use offshoot_compute::{Compute, ComputeError, INTERNAL_ROLE};
+
+use crate::support::{connect, read_log, TestEnv, READY_TIMEOUT, STOP_TIMEOUT};
+
+#[tokio::test]
+async fn pg_initdb_start_and_authenticate() {
+    let env = TestEnv::new();
+    let spec = env.init("main").await;
+    let t = Instant::now();
+    let compute = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect("start");
+    eprintln!(
+        "start: {:?} (measured by start: {:?})",
+        t.elapsed(),
+        compute.startup_time()
+    );
+    assert!(compute.socket_path().exists());
+    assert_eq!(compute.socket_path(), spec.socket_dir.join(".s.PGSQL.5432"));
+
+    let client = connect(
+        compute.socket_dir(),
+        "postgres",
+        &env.secrets.postgres_password,
+    )
+    .await
+    .expect("postgres logs in with its password");
+    let row = client
+        .query_one("SELECT current_user::text, 40 + 2", &[])
+        .await
+        .expect("query");
+    assert_eq!(row.get::<_, String>(0), "postgres");
+    assert_eq!(row.get::<_, i32>(1), 42);
+    let listen: String = client
+        .query_one("SHOW listen_addresses", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(listen, "");
+
+    let wrong = connect(compute.socket_dir(), "postgres", "not-the-password").await;
+    let err = wrong.expect_err("wrong password must be rejected");
+    let code = err.as_db_error().map(|e| e.code().code().to_owned());
+    assert_eq!(code.as_deref(), Some("28P01"), "{err}");
+
+    let internal = connect(
+        compute.socket_dir(),
+        INTERNAL_ROLE,
+        &env.secrets.internal_password,
+    )
+    .await
+    .expect("internal role logs in with its password");
+    let is_super: bool = internal
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert!(is_super);
+    assert!(
+        connect(
+            compute.socket_dir(),
+            INTERNAL_ROLE,
+            &env.secrets.postgres_password
+        )
+        .await
+        .is_err(),
+        "internal role must not accept the postgres password"
+    );
+    drop(client);
+    drop(internal);
+    compute.stop(STOP_TIMEOUT).await.expect("stop");
+}
+
+#[tokio::test]
+async fn pg_stop_is_clean_and_restart_keeps_data() {
+    let env = TestEnv::new();
+    let spec = env.init("main").await;
+    let compute = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect("start");
+    let pid = compute.pid();
+    let client = connect(
+        compute.socket_dir(),
+        "postgres",
+        &env.secrets.postgres_password,
+    )
+    .await
+    .expect("connect");
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g;")
+        .await
+        .expect("write");
+    drop(client);
+    compute.stop(STOP_TIMEOUT).await.expect("stop");
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err(),
+        "postmaster {pid} still alive after stop"
+    );
+    let log = read_log(&spec);
+    assert!(log.contains("database system is shut down"), "{log}");
+    assert!(!spec.socket_dir.join(".s.PGSQL.5432").exists());
+
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let compute = Compute::start(
+            &env.bins,
+            &env.run_as,
+            spec.clone(),
+            &env.secrets,
+            READY_TIMEOUT,
+        )
+        .await
+        .expect("restart");
+        times.push(compute.startup_time());
+        let client = connect(
+            compute.socket_dir(),
+            "postgres",
+            &env.secrets.postgres_password,
+        )
+        .await
+        .expect("connect after restart");
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .expect("read")
+            .get(0);
+        assert_eq!(n, 1000);
+        drop(client);
+        compute.stop(STOP_TIMEOUT).await.expect("stop");
+    }
+    eprintln!("restart times (spawn to first login): {times:?}");
+    assert_eq!(
+        read_log(&spec)
+            .matches("database system is shut down")
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn pg_start_failure_reports_the_log_tail() {
+    let env = TestEnv::new();
+    let mut spec = env.init("main").await;
+    spec.settings
+        .push(("shared_buffers".to_owned(), "not-a-size".to_owned()));
+    let err = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect_err("bad setting");
+    assert!(matches!(err, ComputeError::ExitedEarly { .. }), "{err:?}");
+    assert!(err.to_string().contains("shared_buffers"), "{err}");
+    assert!(crate::support::postmasters(&spec.datadir).is_empty());
+}
+
+#[tokio::test]
+async fn pg_dropping_a_running_compute_kills_it() {
+    let env = TestEnv::new();
+    let spec = env.init("main").await;
+    let compute = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect("start");
+    let pid = compute.pid();
+    assert_eq!(crate::support::postmasters(&spec.datadir), vec![pid]);
+    drop(compute);
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while !crate::support::postmasters(&spec.datadir).is_empty() {
+        assert!(Instant::now() < deadline, "postgres survived its Compute");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,164 @@
+//! Test environment: a temporary root traversable by the PostgreSQL user, the
+//! discovered binaries, fresh secrets, and a guard that kills every process
+//! whose command line mentions the root when the test ends.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use offshoot_compute::{initdb, ComputeSpec, PgBinaries, RunAs, Secrets};
+use tempfile::TempDir;
+
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct TestEnv {
+    pub root: PathBuf,
+    pub bins: PgBinaries,
+    pub run_as: RunAs,
+    pub secrets: Secrets,
+    // Dropped first: kills processes before the directory goes away.
+    _reaper: Reaper,
+    _tmp: TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let _ = tracing_init();
+        let bins = PgBinaries::discover().expect("PostgreSQL installed");
+        let run_as = RunAs::for_current_process().expect("a user to run PostgreSQL as");
+        let tmp = tempfile::Builder::new()
+            .prefix("offshoot-compute-")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        if run_as.needs_switch() {
+            nix::unistd::chown(
+                &root,
+                Some(nix::unistd::Uid::from_raw(run_as.uid)),
+                Some(nix::unistd::Gid::from_raw(run_as.gid)),
+            )
+            .expect("chown test root");
+        }
+        TestEnv {
+            _reaper: Reaper { root: root.clone() },
+            root,
+            bins,
+            run_as,
+            secrets: Secrets::generate(),
+            _tmp: tmp,
+        }
+    }
+
+    pub fn spec(&self, name: &str) -> ComputeSpec {
+        let dir = self.root.join(name);
+        ComputeSpec {
+            name: name.to_owned(),
+            datadir: dir.join("data"),
+            socket_dir: dir.join("run"),
+            hba_file: dir.join("hba.conf"),
+            log_file: self.root.join("logs").join(format!("{name}.log")),
+            settings: vec![("shared_buffers".to_owned(), "16MB".to_owned())],
+        }
+    }
+
+    pub async fn init(&self, name: &str) -> ComputeSpec {
+        let spec = self.spec(name);
+        initdb(
+            &self.bins,
+            &self.run_as,
+            &spec.datadir,
+            &self.secrets,
+            &self.root,
+        )
+        .await
+        .expect("initdb");
+        spec
+    }
+}
+
+fn tracing_init() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("offshoot_compute=debug")
+        .try_init()
+}
+
+/// Connects over the socket in `socket_dir` as `user`.
+pub async fn connect(
+    socket_dir: &Path,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::Config::new()
+        .host_path(socket_dir)
+        .port(5432)
+        .user(user)
+        .password(password)
+        .dbname("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// Pids of postmasters running on `datadir` (`postgres -D <datadir> …`).
+pub fn postmasters(datadir: &Path) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(_, args)| {
+            args.first().is_some_and(|a| a.ends_with("postgres"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == "-D" && Path::new(&w[1]) == datadir)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every process with its arguments.
+fn processes() -> Vec<(u32, Vec<String>)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Some((pid, args))
+        })
+        .collect()
+}
+
+/// Kills, on drop, every process whose command line mentions `root`.
+struct Reaper {
+    root: PathBuf,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let root = self.root.to_string_lossy().into_owned();
+        for (pid, args) in processes() {
+            if args.iter().any(|a| a.contains(&root)) {
+                eprintln!("reaper: killing leftover process {pid}: {args:?}");
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Reads the whole log file.
+pub fn read_log(spec: &ComputeSpec) -> String {
+    std::fs::read_to_string(&spec.log_file).unwrap_or_default()
+}
