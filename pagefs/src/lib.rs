@@ -1,4 +1,19 @@
 //! The FUSE view: presents one branch of the page store as a directory that
-//! PostgreSQL accepts as its data directory. Knows nothing of PostgreSQL.
+//! PostgreSQL accepts and runs on as its data directory. Knows nothing of
+//! PostgreSQL itself.
 //!
-//! Work in progress: see `docs/contracts.md`.
+//! - `mount` owns the mount's lifecycle and its threads,
+//! - `fs` turns FUSE requests into `offshoot_storage::Branch` calls,
+//! - `stale` finds and removes mounts left by a daemon that died.
+//!
+//! See `docs/pagefs.md` for the options chosen and the pitfalls handled.
+
+mod error;
+mod fs;
+mod mount;
+mod stale;
+
+pub use error::PagefsError;
+pub use fs::{Negotiated, MAX_REQUEST};
+pub use mount::{mount, Mount, MountOptions};
+pub use stale::clean_stale_mounts;

@@ -1,0 +1,210 @@
+//! Mounting a branch, serving it, and taking the mount down again.
+//!
+//! Threading: fuser's session runs `THREADS` event-loop threads, each with
+//! its own clone of the `/dev/fuse` descriptor (`FUSE_DEV_IOC_CLONE`). The
+//! kernel hands each request to whichever thread reads next, and a thread
+//! answers it before reading another; so a `fsync` waiting for the disk
+//! occupies one thread while the others serve reads and writes of other
+//! PostgreSQL backends. The serving threads only ever call the store: they
+//! never touch the mount themselves (that would deadlock).
+//!
+//! Unmounting: a plain `umount(2)` first (or `fusermount3 -u` when not
+//! root), which ends the connection and so the threads. If the mount is
+//! busy, it is detached lazily and the connection aborted through the
+//! fusectl filesystem when that is mounted, then the threads are joined
+//! with a deadline. Stopping PostgreSQL first is the caller's job.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
+use offshoot_storage::Branch;
+
+use crate::fs::{Negotiated, PageFs};
+use crate::stale::lazy_unmount;
+use crate::PagefsError;
+
+/// Event-loop threads per mount: enough for every backend of a small
+/// PostgreSQL plus its background writers to have a request in flight.
+const THREADS: usize = 16;
+
+/// How long `unmount` waits for the serving threads at each step.
+const JOIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How a branch is mounted.
+#[derive(Clone, Debug, Default)]
+pub struct MountOptions {
+    /// Let users other than the mounting one in (`allow_other`): true when
+    /// the daemon is root and PostgreSQL runs as another user. Needs root or
+    /// `user_allow_other` in /etc/fuse.conf.
+    pub allow_other: bool,
+    /// Shown as the source in /proc/mounts, e.g. "offshoot:feature-x".
+    pub fs_name: String,
+}
+
+/// A mounted branch, served on background threads until unmounted or dropped.
+pub struct Mount {
+    mountpoint: PathBuf,
+    unmounter: SessionUnmounter,
+    session: Option<JoinHandle<io::Result<()>>>,
+    negotiated: Negotiated,
+    /// The connection's number under /sys/fs/fuse/connections.
+    connection: Option<u64>,
+}
+
+/// Mounts `branch` at `mountpoint` and serves it on background threads until
+/// the returned `Mount` is unmounted or dropped.
+pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mount, PagefsError> {
+    let mountpoint = mountpoint
+        .canonicalize()
+        .map_err(|source| PagefsError::MountPoint {
+            path: mountpoint.to_path_buf(),
+            source,
+        })?;
+    let negotiated = Arc::new(OnceLock::new());
+    let fs = PageFs::new(branch, negotiated.clone());
+
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(opts.fs_name.clone()),
+        MountOption::Subtype("offshoot".into()),
+        // The kernel checks owner and mode bits itself (PostgreSQL's data
+        // directory is 0700 and owned by its user).
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::RW,
+    ];
+    config.acl = if opts.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(THREADS);
+    config.clone_fd = true;
+
+    let mount_err = |source| PagefsError::Mount {
+        path: mountpoint.clone(),
+        source,
+    };
+    let mut session = Session::new(fs, &mountpoint, &config).map_err(mount_err)?;
+    let unmounter = session.unmount_callable();
+    let negotiated = negotiated.get().copied().unwrap_or_default();
+    let session = std::thread::Builder::new()
+        .name("pagefs-session".into())
+        .spawn(move || session.run())
+        .map_err(mount_err)?;
+    let connection = connection_of(&mountpoint);
+    tracing::info!(
+        mountpoint = %mountpoint.display(),
+        fs_name = %opts.fs_name,
+        threads = THREADS,
+        "branch mounted"
+    );
+    Ok(Mount {
+        mountpoint,
+        unmounter,
+        session: Some(session),
+        negotiated,
+        connection,
+    })
+}
+
+impl Mount {
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// The FUSE capabilities in effect.
+    pub fn negotiated(&self) -> Negotiated {
+        self.negotiated
+    }
+
+    /// Unmounts and waits for the serving threads to finish. Drop does the same.
+    pub fn unmount(mut self) -> Result<(), PagefsError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), PagefsError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        let path = self.mountpoint.clone();
+        let fail = |reason: String| PagefsError::Unmount {
+            path: path.clone(),
+            reason,
+        };
+        if let Err(err) = self.unmounter.unmount() {
+            tracing::warn!(mountpoint = %path.display(), error = %err, "unmount failed; detaching lazily");
+            lazy_unmount(&path).map_err(&fail)?;
+        }
+        if !wait_finished(&session, JOIN_DEADLINE) {
+            tracing::warn!(mountpoint = %path.display(), "mount still in use; aborting the FUSE connection");
+            self.abort_connection();
+            if !wait_finished(&session, JOIN_DEADLINE) {
+                return Err(fail(
+                    "serving threads did not finish (mount still in use)".into(),
+                ));
+            }
+        }
+        match session.join() {
+            Ok(Ok(())) => {
+                tracing::info!(mountpoint = %path.display(), "branch unmounted");
+                Ok(())
+            }
+            Ok(Err(source)) => Err(PagefsError::Session { path, source }),
+            Err(_) => Err(fail("a serving thread panicked".into())),
+        }
+    }
+
+    fn abort_connection(&self) {
+        let Some(conn) = self.connection else {
+            return;
+        };
+        let abort = format!("/sys/fs/fuse/connections/{conn}/abort");
+        if let Err(err) = std::fs::write(&abort, "1") {
+            tracing::warn!(%abort, error = %err, "cannot abort FUSE connection (is fusectl mounted?)");
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Err(err) = self.shutdown() {
+            tracing::error!(error = %err, "unmount on drop failed");
+        }
+    }
+}
+
+fn wait_finished(handle: &JoinHandle<io::Result<()>>, deadline: Duration) -> bool {
+    let start = Instant::now();
+    while !handle.is_finished() {
+        if start.elapsed() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// The FUSE connection number of the mount at `mountpoint` (its anonymous
+/// device minor), read from /proc/self/mountinfo rather than by `stat` on
+/// the mount itself.
+fn connection_of(mountpoint: &Path) -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|line| {
+        // id parent major:minor root mount_point options ... - fstype source ...
+        let mut fields = line.split(' ');
+        let dev = fields.nth(2)?;
+        let point = fields.nth(1)?;
+        let fs_type = line.split(" - ").nth(1)?.split(' ').next()?;
+        let is_ours =
+            fs_type.starts_with("fuse") && Path::new(&crate::stale::unescape(point)) == mountpoint;
+        let (major, minor) = dev.split_once(':')?;
+        (is_ours && major == "0").then(|| minor.parse().ok())?
+    })
+}

@@ -1,0 +1,315 @@
+//! POSIX behaviour through a real FUSE mount of a real page store: what
+//! PostgreSQL relies on, checked with std::fs and libc, and checked again
+//! in the store itself after fsync. Needs root (mounts FUSE).
+
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use offshoot_pagefs::{mount, Mount, MountOptions};
+use offshoot_storage::{Branch, FileId, Store, StoreOptions};
+
+struct Fixture {
+    branch: Branch,
+    mount: Mount,
+    // Dropped last: the store and mount point outlive the mount.
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_dir = dir.path().join("store");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&store_dir).expect("mkdir store");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    let store = Store::open(&store_dir, StoreOptions::default()).expect("open store");
+    store.create_branch("main", None).expect("create main");
+    let branch = store.branch("main").expect("branch");
+    let mount = mount(
+        branch.clone(),
+        &mnt,
+        MountOptions {
+            allow_other: false,
+            fs_name: "offshoot:test".into(),
+        },
+    )
+    .expect("mount");
+    Fixture {
+        branch,
+        mount,
+        _dir: dir,
+    }
+}
+
+/// The whole contents of a file, read from the store (not through FUSE).
+fn store_bytes(branch: &Branch, path: &Path, mnt: &Path) -> Vec<u8> {
+    let mut dir = FileId::ROOT;
+    let rel = path.strip_prefix(mnt).expect("under mount");
+    let mut attr = branch.getattr(dir).expect("root");
+    for part in rel.iter() {
+        attr = branch.lookup(dir, part).expect("lookup in store");
+        dir = attr.id;
+    }
+    let mut buf = vec![0u8; attr.size as usize];
+    let n = branch.read(attr.id, 0, &mut buf).expect("store read");
+    buf.truncate(n);
+    buf
+}
+
+fn pwrite(model: &mut Vec<u8>, file: &File, offset: usize, data: &[u8]) {
+    file.write_all_at(data, offset as u64).expect("pwrite");
+    if model.len() < offset + data.len() {
+        model.resize(offset + data.len(), 0);
+    }
+    model[offset..offset + data.len()].copy_from_slice(data);
+}
+
+fn read_all(path: &Path) -> Vec<u8> {
+    let mut buf = Vec::new();
+    File::open(path)
+        .expect("open")
+        .read_to_end(&mut buf)
+        .expect("read");
+    buf
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn fuse_reads_and_writes_at_any_offset_with_holes_and_truncation() {
+    let fx = fixture();
+    let mnt = fx.mount.mountpoint().to_path_buf();
+    assert!(
+        fx.mount.negotiated().writeback_cache,
+        "writeback cache not negotiated"
+    );
+    let path = mnt.join("data");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("create");
+    let mut model = Vec::new();
+
+    // Odd offsets and lengths, across page boundaries.
+    pwrite(&mut model, &file, 12_345, &pattern(10_000, 1));
+    pwrite(&mut model, &file, 8_190, &pattern(5, 2));
+    // Read-modify-write inside one page.
+    pwrite(&mut model, &file, 16_400, b"xyz");
+    assert_eq!(read_all(&path), model, "contents after odd writes");
+
+    // A write far past EOF leaves a hole of zeros.
+    pwrite(&mut model, &file, 200_001, &pattern(3_000, 3));
+    let mut hole = vec![1u8; 50_000];
+    file.read_exact_at(&mut hole, 100_000).expect("read hole");
+    assert!(
+        hole.iter().all(|&b| b == 0),
+        "hole past old EOF is not zeros"
+    );
+    assert_eq!(read_all(&path), model);
+
+    // Shrink, then extend: the gap reads as zeros, not the old bytes.
+    file.set_len(5_000).expect("ftruncate shrink");
+    model.truncate(5_000);
+    file.set_len(60_000).expect("ftruncate extend");
+    model.resize(60_000, 0);
+    assert_eq!(file.metadata().expect("stat").len(), 60_000);
+    assert_eq!(read_all(&path), model, "contents after shrink+extend");
+
+    // Durable and identical in the store itself after fsync.
+    file.sync_all().expect("fsync");
+    file.sync_data().expect("fdatasync");
+    assert_eq!(
+        store_bytes(&fx.branch, &path, &mnt),
+        model,
+        "store disagrees after fsync"
+    );
+
+    // fallocate mode 0 extends; other modes are refused, not faked.
+    // SAFETY: fallocate on a valid open descriptor.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, 1 << 20) };
+    assert_eq!(rc, 0, "fallocate: {}", std::io::Error::last_os_error());
+    assert_eq!(file.metadata().expect("stat").len(), 1 << 20);
+    model.resize(1 << 20, 0);
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            8192,
+        )
+    };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EOPNOTSUPP)
+    );
+    file.sync_all().expect("fsync");
+    assert_eq!(store_bytes(&fx.branch, &path, &mnt), model);
+    drop(file);
+    fx.mount.unmount().expect("unmount");
+}
+
+#[test]
+fn fuse_names_rename_unlink_and_directories() {
+    let fx = fixture();
+    let mnt = fx.mount.mountpoint().to_path_buf();
+
+    // O_CREAT|O_EXCL holds.
+    let a = mnt.join("a");
+    std::fs::write(&a, b"AAAA").expect("write a");
+    let err = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&a)
+        .expect_err("O_EXCL on existing file");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+
+    // Rename over an existing file: the name switches atomically, and a
+    // descriptor open on the replaced file still reads the old contents.
+    let b = mnt.join("b");
+    std::fs::write(&b, b"BB").expect("write b");
+    let old_b = File::open(&b).expect("open b");
+    std::fs::rename(&a, &b).expect("rename over");
+    assert!(!a.exists());
+    assert_eq!(read_all(&b), b"AAAA");
+    let mut buf = [0u8; 2];
+    old_b
+        .read_exact_at(&mut buf, 0)
+        .expect("read replaced file");
+    assert_eq!(&buf, b"BB");
+    drop(old_b);
+
+    // Unlink of an open file: still readable and writable through the fd.
+    let c = mnt.join("c");
+    let fc = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&c)
+        .expect("create c");
+    fc.write_all_at(&pattern(20_000, 9), 0).expect("write c");
+    fc.sync_all().expect("fsync c");
+    std::fs::remove_file(&c).expect("unlink c");
+    assert!(!c.exists());
+    fc.write_all_at(b"tail", 20_000).expect("write unlinked");
+    let mut back = vec![0u8; 20_004];
+    fc.read_exact_at(&mut back, 0).expect("read unlinked");
+    assert_eq!(&back[..20_000], &pattern(20_000, 9)[..]);
+    assert_eq!(&back[20_000..], b"tail");
+    drop(fc);
+
+    // mkdir, readdir, rmdir.
+    let d = mnt.join("d");
+    std::fs::create_dir(&d).expect("mkdir");
+    for name in ["x", "y", "z"] {
+        std::fs::write(d.join(name), name).expect("write in dir");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["x", "y", "z"]);
+    let err = std::fs::remove_dir(&d).expect_err("rmdir non-empty");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTEMPTY));
+    for name in ["x", "y", "z"] {
+        std::fs::remove_file(d.join(name)).expect("unlink in dir");
+    }
+    File::open(&d)
+        .expect("open dir")
+        .sync_all()
+        .expect("fsyncdir");
+    std::fs::remove_dir(&d).expect("rmdir");
+    assert!(!d.exists());
+
+    // Symlinks.
+    std::os::unix::fs::symlink("b", mnt.join("link")).expect("symlink");
+    assert_eq!(
+        std::fs::read_link(mnt.join("link")).expect("readlink"),
+        Path::new("b")
+    );
+    assert_eq!(read_all(&mnt.join("link")), b"AAAA");
+
+    // Directory fsync of the root.
+    File::open(&mnt)
+        .expect("open root")
+        .sync_all()
+        .expect("fsync root");
+    drop(fx.mount);
+}
+
+#[test]
+fn fuse_inode_numbers_modes_and_root_chmod() {
+    let fx = fixture();
+    let mnt = fx.mount.mountpoint().to_path_buf();
+    let root = std::fs::metadata(&mnt).expect("stat root");
+    assert_eq!(root.ino(), 1, "root inode");
+    assert!(root.is_dir());
+
+    let mut inos = vec![root.ino()];
+    for (name, mode) in [("f1", 0o600), ("f2", 0o640), ("f3", 0o644)] {
+        let path = mnt.join(name);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .expect("create");
+        let meta = std::fs::metadata(&path).expect("stat");
+        assert_eq!(meta.mode() & 0o777, mode, "mode of {name}");
+        assert_eq!(meta.mode() & libc::S_IFMT, libc::S_IFREG);
+        assert_eq!(meta.uid(), 0, "new files belong to the caller");
+        inos.push(meta.ino());
+    }
+    std::fs::create_dir(mnt.join("sub")).expect("mkdir");
+    let sub = std::fs::metadata(mnt.join("sub")).expect("stat sub");
+    assert!(sub.is_dir());
+    inos.push(sub.ino());
+    let mut unique = inos.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        inos.len(),
+        "inode numbers not distinct: {inos:?}"
+    );
+    // Stable: the same number on a later stat.
+    assert_eq!(
+        std::fs::metadata(mnt.join("f2")).expect("stat").ino(),
+        inos[2]
+    );
+
+    // chmod and chown of the mount root, as initdb and the daemon do.
+    std::fs::set_permissions(&mnt, std::fs::Permissions::from_mode(0o750)).expect("chmod root");
+    assert_eq!(std::fs::metadata(&mnt).expect("stat").mode() & 0o777, 0o750);
+    std::os::unix::fs::chown(&mnt, Some(101), Some(104)).expect("chown root");
+    let root = std::fs::metadata(&mnt).expect("stat");
+    assert_eq!((root.uid(), root.gid()), (101, 104));
+    let stored = fx.branch.getattr(FileId::ROOT).expect("store root");
+    assert_eq!(
+        (stored.mode & 0o777, stored.uid, stored.gid),
+        (0o750, 101, 104)
+    );
+    assert_eq!(
+        fx.branch
+            .lookup(FileId::ROOT, OsStr::new("f2"))
+            .expect("lookup")
+            .id
+            .0,
+        inos[2],
+        "FUSE inode is the store's FileId"
+    );
+    fx.mount.unmount().expect("unmount");
+}
