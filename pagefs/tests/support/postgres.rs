@@ -217,6 +217,7 @@ pub fn error_lines(log: &str) -> Vec<&str> {
         // Connection probes before the server is up are not failures.
         .filter(|l| !l.contains("the database system is starting up"))
         .filter(|l| !l.contains("the database system is shutting down"))
+        .filter(|l| !l.contains("the database system is not yet accepting connections"))
         .collect()
 }
 
