@@ -36,6 +36,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// An open file.
+#[allow(clippy::len_without_is_empty)]
 pub trait BackendFile: Send + Sync {
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;

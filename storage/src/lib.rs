@@ -11,7 +11,12 @@ mod error;
 #[cfg(feature = "testing")]
 mod failpoint;
 mod ids;
+mod layer;
+mod manifest;
+mod record;
 mod store;
+mod timeline;
+mod tree;
 mod types;
 
 pub use backend::{Backend, BackendFile, DiskBackend, Mapping, MemoryBackend};

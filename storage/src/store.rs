@@ -1,23 +1,224 @@
-//! The store: branches by name, their timelines, the manifest.
+//! The store: branch names, the timelines they point at, the manifest, and
+//! the layer files of every timeline. Branch-level changes (create, drop,
+//! reset, rename, annotate, seal) take the catalog lock and are durable in
+//! the manifest before they return; file I/O never takes the catalog lock.
 
+mod gc;
+mod recovery;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::backend::{Backend, DiskBackend};
-use crate::{Branch, BranchInfo, GcReport, StorageUsage, StoreError, StoreOptions};
+use parking_lot::Mutex;
 
-fn unsupported() -> StoreError {
-    StoreError::Io(std::io::Error::from(std::io::ErrorKind::Unsupported))
+use crate::backend::{Backend, DiskBackend};
+use crate::layer::{self, Layer, SealInput};
+use crate::manifest::{BranchRecord, ManifestLog, ManifestState, TimelineRecord};
+use crate::record::MetaOp;
+use crate::timeline::{OpenLog, Timeline, Writer};
+use crate::tree::{now, time, Tree};
+use crate::{
+    Branch, BranchInfo, GcReport, LayerId, StorageUsage, StoreError, StoreOptions, TimelineId,
+};
+
+/// State shared by the store and its branch handles.
+pub(crate) struct Shared {
+    backend: Arc<dyn Backend>,
+    opts: StoreOptions,
+    cat: Mutex<Catalog>,
+}
+
+pub(crate) struct Catalog {
+    state: ManifestState,
+    log: ManifestLog,
+    /// Timelines a branch name points at.
+    live: HashMap<TimelineId, Arc<Timeline>>,
+    /// Every layer the manifest lists.
+    layers: HashMap<LayerId, Arc<Layer>>,
+}
+
+macro_rules! failpoint {
+    ($shared:expr, $name:literal) => {
+        #[cfg(feature = "testing")]
+        $shared.opts.failpoints.check($name)?;
+    };
 }
 
 /// The page store. Cheap to clone; Send + Sync.
 #[derive(Clone)]
 pub struct Store {
-    _backend: Arc<dyn Backend>,
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    pub(crate) fn seal_threshold(&self) -> u64 {
+        self.opts.seal_threshold_bytes
+    }
+
+    pub(crate) fn total_bytes(&self) -> u64 {
+        let cat = self.cat.lock();
+        cat.layers.values().map(|l| l.bytes_on_disk()).sum::<u64>() + cat.log.bytes()
+    }
+
+    /// Seals `tl`'s open log if it passed the threshold. Errors are logged:
+    /// the log stays open and the next write tries again.
+    pub(crate) fn maybe_seal(&self, tl: &Arc<Timeline>) {
+        if tl.writer.lock().end <= self.opts.seal_threshold_bytes {
+            return;
+        }
+        let mut cat = self.cat.lock();
+        if tl.check_live().is_err() {
+            return;
+        }
+        if let Err(e) = self.seal(&mut cat, tl) {
+            tracing::error!(timeline = %tl.id, error = %e, "sealing the open layer failed");
+        }
+    }
+
+    /// Creates an empty open log file, durable with its name.
+    fn create_log(&self, cat: &mut Catalog) -> Result<Arc<Layer>, StoreError> {
+        let id = cat.state.alloc_layer();
+        let name = layer::file_name(id);
+        let file = self.backend.open(&name, true)?;
+        file.set_len(0)?;
+        file.write_all_at(&layer::header(id), 0)?;
+        file.sync_data()?;
+        self.backend.sync_dir()?;
+        Ok(Arc::new(Layer::new(id, file)))
+    }
+
+    /// Seals the open log of `tl` (if it holds any record) and starts a new
+    /// one. Returns the number of sealed layers of `tl` afterwards.
+    fn seal(&self, cat: &mut Catalog, tl: &Arc<Timeline>) -> Result<u64, StoreError> {
+        let mut w = tl.writer.lock();
+        let sealed_now = cat
+            .state
+            .timelines
+            .get(&tl.id)
+            .map(|r| r.layers.len() as u64)
+            .ok_or_else(|| StoreError::corrupted(format!("timeline {} not in manifest", tl.id)))?;
+        if w.records == 0 {
+            return Ok(sealed_now);
+        }
+        let old = w.log.layer.clone();
+        let tail = layer::seal_tail(&SealInput {
+            data_end: w.end,
+            meta: &w.meta,
+            index: &w.index,
+        });
+        old.file.write_all_at(&tail, w.end)?;
+        old.file.sync_data()?;
+        failpoint!(self, "seal-before-manifest");
+        let new = self.create_log(cat)?;
+        let mut next = cat.state.clone();
+        if let Some(rec) = next.timelines.get_mut(&tl.id) {
+            rec.layers.push(old.id);
+            rec.open = Some(new.id);
+        }
+        cat.log.commit(&*self.backend, &next)?;
+        cat.state = next;
+        cat.layers.insert(new.id, new.clone());
+        old.map_sealed()?;
+        tracing::debug!(timeline = %tl.id, layer = %old.name, "sealed layer");
+        let end = layer::HEADER_LEN;
+        *w = Writer::new(Arc::new(OpenLog::new(new, end, true)), end);
+        Ok(sealed_now + 1)
+    }
+
+    /// A new timeline forked off `parent`'s current state (or a fresh root).
+    fn fork(
+        &self,
+        cat: &mut Catalog,
+        parent: Option<&Arc<Timeline>>,
+    ) -> Result<(TimelineId, TimelineRecord, Tree, Arc<Layer>), StoreError> {
+        let created = now();
+        let (ancestor, tree) = match parent {
+            Some(p) => {
+                let count = self.seal(cat, p)?;
+                let tree = p.tree.read().clone();
+                (Some((p.id, count)), tree)
+            }
+            None => (None, Tree::new_root(created)),
+        };
+        let open = self.create_log(cat)?;
+        let id = cat.state.alloc_timeline();
+        let rec = TimelineRecord {
+            ancestor,
+            layers: Vec::new(),
+            open: Some(open.id),
+            root_time: created,
+        };
+        Ok((id, rec, tree, open))
+    }
+
+    /// Brings a forked timeline to life: orphans of the parent (files open
+    /// only in the parent's processes) are dropped from the child.
+    fn start_timeline(
+        &self,
+        cat: &mut Catalog,
+        id: TimelineId,
+        tree: Tree,
+        open: Arc<Layer>,
+    ) -> Result<Arc<Timeline>, StoreError> {
+        let orphans: Vec<_> = tree.orphans.iter().copied().collect();
+        let end = layer::HEADER_LEN;
+        cat.layers.insert(open.id, open.clone());
+        let writer = Writer::new(Arc::new(OpenLog::new(open, end, true)), end);
+        let tl = Arc::new(Timeline::new(id, tree, writer));
+        {
+            let mut w = tl.writer.lock();
+            for id in orphans {
+                tl.meta(&mut w, MetaOp::DropOrphan { id })?;
+            }
+        }
+        cat.live.insert(id, tl.clone());
+        Ok(tl)
+    }
+
+    fn info(state: &ManifestState, name: &str) -> Result<BranchInfo, StoreError> {
+        let rec = state
+            .branches
+            .get(name)
+            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        Ok(BranchInfo {
+            id: rec.id,
+            name: name.to_string(),
+            parent: rec
+                .parent
+                .and_then(|p| state.branch_name(p))
+                .map(str::to_string),
+            created_at: time(rec.created_at),
+            reset_at: rec.reset_at.map(time),
+            annotations: rec.annotations.clone(),
+        })
+    }
+
+    fn live_timeline(cat: &Catalog, name: &str) -> Result<Arc<Timeline>, StoreError> {
+        let rec = cat
+            .state
+            .branches
+            .get(name)
+            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        cat.live.get(&rec.timeline).cloned().ok_or_else(|| {
+            StoreError::corrupted(format!("timeline {} of {name:?} not loaded", rec.timeline))
+        })
+    }
+}
+
+fn check_branch_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > 255 || name.contains('\0') {
+        return Err(StoreError::InvalidArgument(format!(
+            "bad branch name {name:?}"
+        )));
+    }
+    Ok(())
 }
 
 impl Store {
-    /// Opens (creating if empty) the store in `dir`.
+    /// Opens (creating if empty) the store in `dir`; replays open logs, cuts
+    /// torn tails, drops orphaned inodes.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         Store::open_with_backend(Arc::new(DiskBackend::new(dir)?), opts)
     }
@@ -25,61 +226,203 @@ impl Store {
     /// The same over an I/O backend.
     pub fn open_with_backend(
         backend: Arc<dyn Backend>,
-        _opts: StoreOptions,
+        opts: StoreOptions,
     ) -> Result<Store, StoreError> {
-        Ok(Store { _backend: backend })
+        let cat = recovery::recover(&*backend, &opts)?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                backend,
+                opts,
+                cat: Mutex::new(cat),
+            }),
+        })
     }
 
+    /// Creates a branch: a root (`parent: None`) with an empty root
+    /// directory, or a fork of `parent`'s current contents (O(1): seals the
+    /// parent's open layer and shares its index and file table).
     pub fn create_branch(
         &self,
-        _name: &str,
-        _parent: Option<&str>,
+        name: &str,
+        parent: Option<&str>,
     ) -> Result<BranchInfo, StoreError> {
-        Err(unsupported())
+        check_branch_name(name)?;
+        let sh = &self.shared;
+        let mut cat = sh.cat.lock();
+        if cat.state.branches.contains_key(name) {
+            return Err(StoreError::BranchExists(name.to_string()));
+        }
+        let (parent_tl, parent_id) = match parent {
+            Some(p) => (
+                Some(Shared::live_timeline(&cat, p)?),
+                cat.state.branches.get(p).map(|r| r.id),
+            ),
+            None => (None, None),
+        };
+        let (tid, trec, tree, open) = sh.fork(&mut cat, parent_tl.as_ref())?;
+        let mut next = cat.state.clone();
+        next.timelines.insert(tid, trec);
+        let id = next.alloc_branch();
+        next.branches.insert(
+            name.to_string(),
+            BranchRecord {
+                id,
+                parent: parent_id,
+                timeline: tid,
+                created_at: now(),
+                reset_at: None,
+                annotations: BTreeMap::new(),
+            },
+        );
+        cat.log.commit(&*sh.backend, &next)?;
+        cat.state = next;
+        sh.start_timeline(&mut cat, tid, tree, open)?;
+        Shared::info(&cat.state, name)
     }
 
-    pub fn drop_branch(&self, _name: &str) -> Result<(), StoreError> {
-        Err(unsupported())
+    /// Removes the branch's metadata at once (durably). Children live on.
+    /// Space comes back at `gc()`.
+    pub fn drop_branch(&self, name: &str) -> Result<(), StoreError> {
+        let sh = &self.shared;
+        let mut cat = sh.cat.lock();
+        let mut next = cat.state.clone();
+        let rec = next
+            .branches
+            .remove(name)
+            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        cat.log.commit(&*sh.backend, &next)?;
+        cat.state = next;
+        if let Some(tl) = cat.live.remove(&rec.timeline) {
+            tl.retired.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
+    /// Replaces the branch's contents with the current state of
+    /// `new_parent` (default: its own parent), as metadata. Keeps the
+    /// BranchId, name and annotations; old handles become stale.
     pub fn reset_branch(
         &self,
-        _name: &str,
-        _new_parent: Option<&str>,
+        name: &str,
+        new_parent: Option<&str>,
     ) -> Result<BranchInfo, StoreError> {
-        Err(unsupported())
+        let sh = &self.shared;
+        let mut cat = sh.cat.lock();
+        let rec = cat
+            .state
+            .branches
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        let parent_name = match new_parent {
+            Some(p) => p.to_string(),
+            None => rec
+                .parent
+                .and_then(|p| cat.state.branch_name(p))
+                .map(str::to_string)
+                .ok_or_else(|| StoreError::NoParent(name.to_string()))?,
+        };
+        if parent_name == name {
+            return Err(StoreError::InvalidArgument(
+                "a branch cannot be reset to itself".into(),
+            ));
+        }
+        let parent_tl = Shared::live_timeline(&cat, &parent_name)?;
+        let parent_id = cat.state.branches.get(&parent_name).map(|r| r.id);
+        let (tid, trec, tree, open) = sh.fork(&mut cat, Some(&parent_tl))?;
+        let mut next = cat.state.clone();
+        next.timelines.insert(tid, trec);
+        if let Some(b) = next.branches.get_mut(name) {
+            b.timeline = tid;
+            b.reset_at = Some(now());
+            b.parent = parent_id;
+        }
+        cat.log.commit(&*sh.backend, &next)?;
+        cat.state = next;
+        if let Some(old) = cat.live.remove(&rec.timeline) {
+            old.retired.store(true, Ordering::Release);
+        }
+        sh.start_timeline(&mut cat, tid, tree, open)?;
+        Shared::info(&cat.state, name)
     }
 
-    pub fn rename_branch(&self, _old: &str, _new: &str) -> Result<BranchInfo, StoreError> {
-        Err(unsupported())
+    pub fn rename_branch(&self, old: &str, new: &str) -> Result<BranchInfo, StoreError> {
+        check_branch_name(new)?;
+        let sh = &self.shared;
+        let mut cat = sh.cat.lock();
+        if old != new && cat.state.branches.contains_key(new) {
+            return Err(StoreError::BranchExists(new.to_string()));
+        }
+        let mut next = cat.state.clone();
+        let rec = next
+            .branches
+            .remove(old)
+            .ok_or_else(|| StoreError::BranchNotFound(old.to_string()))?;
+        next.branches.insert(new.to_string(), rec);
+        cat.log.commit(&*sh.backend, &next)?;
+        cat.state = next;
+        Shared::info(&cat.state, new)
     }
 
+    /// Free-form durable key/value pairs per branch; `None` removes the key.
     pub fn set_annotation(
         &self,
-        _name: &str,
-        _key: &str,
-        _value: Option<&str>,
+        name: &str,
+        key: &str,
+        value: Option<&str>,
     ) -> Result<BranchInfo, StoreError> {
-        Err(unsupported())
+        let sh = &self.shared;
+        let mut cat = sh.cat.lock();
+        let mut next = cat.state.clone();
+        let rec = next
+            .branches
+            .get_mut(name)
+            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        match value {
+            Some(v) => rec.annotations.insert(key.to_string(), v.to_string()),
+            None => rec.annotations.remove(key),
+        };
+        cat.log.commit(&*sh.backend, &next)?;
+        cat.state = next;
+        Shared::info(&cat.state, name)
     }
 
+    /// Every branch, sorted by name.
     pub fn branches(&self) -> Vec<BranchInfo> {
-        Vec::new()
+        let cat = self.shared.cat.lock();
+        cat.state
+            .branches
+            .keys()
+            .filter_map(|n| Shared::info(&cat.state, n).ok())
+            .collect()
     }
 
     pub fn branch_info(&self, name: &str) -> Result<BranchInfo, StoreError> {
-        Err(StoreError::BranchNotFound(name.to_string()))
+        Shared::info(&self.shared.cat.lock().state, name)
     }
 
+    /// A handle for file I/O on the branch's current contents.
     pub fn branch(&self, name: &str) -> Result<Branch, StoreError> {
-        Err(StoreError::BranchNotFound(name.to_string()))
+        let cat = self.shared.cat.lock();
+        let tl = Shared::live_timeline(&cat, name)?;
+        let id = cat
+            .state
+            .branches
+            .get(name)
+            .map(|r| r.id)
+            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        Ok(Branch::new(id, tl, self.shared.clone()))
     }
 
+    /// Deletes layer files no live branch can read; returns what it reclaimed.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
-        Ok(GcReport::default())
+        let sh = &self.shared;
+        let mut cat = sh.cat.lock();
+        gc::collect(&*sh.backend, &mut cat)
     }
 
+    /// Bytes on disk in all, and per branch the bytes of layers only it can read.
     pub fn usage(&self) -> StorageUsage {
-        StorageUsage::default()
+        gc::usage(&self.shared.cat.lock())
     }
 }

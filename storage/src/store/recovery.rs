@@ -1,0 +1,206 @@
+//! Recovery (`Store::open`): reads the manifest, opens every layer it lists,
+//! removes files it does not list, and rebuilds each needed timeline's tree
+//! in ancestry order. A child starts from an O(1) snapshot of its
+//! ancestor's tree taken right after the fork-point layer; sealed layers
+//! contribute their metadata ops and page index (their page data is not
+//! read); a live timeline's open log is replayed record by record and cut
+//! at the first torn or corrupt record. Orphans (nlink 0) are dropped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::Catalog;
+use crate::backend::Backend;
+use crate::layer::{self, Layer, ZERO_PAGE};
+use crate::manifest::{ManifestLog, MANIFEST};
+use crate::record::{self, MetaOp, Record};
+use crate::timeline::{OpenLog, Timeline, Writer};
+use crate::tree::{PageLoc, Tree};
+use crate::{LayerId, StoreError, StoreOptions, TimelineId};
+
+pub(super) fn recover(backend: &dyn Backend, opts: &StoreOptions) -> Result<Catalog, StoreError> {
+    let (log, state) = ManifestLog::open(backend, opts.manifest_compact_bytes)?;
+
+    // Open every listed layer; remove what the manifest does not list
+    // (a log created just before a crash, a stale temporary manifest).
+    let mut layers: HashMap<LayerId, Arc<Layer>> = HashMap::new();
+    for rec in state.timelines.values() {
+        for id in rec.layers.iter().chain(rec.open.iter()) {
+            let file = backend.open(&layer::file_name(*id), false).map_err(|e| {
+                StoreError::corrupted(format!(
+                    "{} listed in the manifest: {e}",
+                    layer::file_name(*id)
+                ))
+            })?;
+            layers.insert(*id, Arc::new(Layer::new(*id, file)));
+        }
+    }
+    let mut removed_any = false;
+    for name in backend.list()? {
+        let listed = layer::parse_name(&name).is_some_and(|id| layers.contains_key(&id));
+        if name != MANIFEST && !listed {
+            tracing::info!(file = %name, "removing a file the manifest does not list");
+            backend.remove(&name)?;
+            removed_any = true;
+        }
+    }
+    if removed_any {
+        backend.sync_dir()?;
+    }
+
+    // Which prefix of each timeline is needed, and where children fork.
+    let live: BTreeSet<TimelineId> = state.branches.values().map(|b| b.timeline).collect();
+    let mut need: BTreeMap<TimelineId, u64> = BTreeMap::new();
+    for t in &live {
+        let rec = state
+            .timelines
+            .get(t)
+            .ok_or_else(|| StoreError::corrupted(format!("{MANIFEST}: timeline {t} missing")))?;
+        need.insert(*t, rec.layers.len() as u64);
+    }
+    let mut forks: BTreeSet<(TimelineId, u64)> = BTreeSet::new();
+    for (tid, rec) in state.timelines.iter().rev() {
+        if !need.contains_key(tid) {
+            continue;
+        }
+        if let Some((a, k)) = rec.ancestor {
+            let n = need.entry(a).or_insert(0);
+            *n = (*n).max(k);
+            forks.insert((a, k));
+        }
+    }
+
+    let mut snapshots: HashMap<(TimelineId, u64), Tree> = HashMap::new();
+    let mut timelines = HashMap::new();
+    for (tid, n) in &need {
+        let rec = &state.timelines[tid];
+        let mut tree = match rec.ancestor {
+            Some(key) => snapshots.get(&key).cloned().ok_or_else(|| {
+                StoreError::corrupted(format!(
+                    "{MANIFEST}: timeline {tid} forks from unknown point {key:?}"
+                ))
+            })?,
+            None => Tree::new_root(rec.root_time),
+        };
+        if forks.contains(&(*tid, 0)) {
+            snapshots.insert((*tid, 0), tree.clone());
+        }
+        if *n > rec.layers.len() as u64 {
+            return Err(StoreError::corrupted(format!(
+                "{MANIFEST}: timeline {tid} has fewer layers than a child reads"
+            )));
+        }
+        for (i, id) in rec.layers.iter().take(*n as usize).enumerate() {
+            let layer = &layers[id];
+            load_sealed(&mut tree, layer)?;
+            if forks.contains(&(*tid, i as u64 + 1)) {
+                snapshots.insert((*tid, i as u64 + 1), tree.clone());
+            }
+        }
+        if live.contains(tid) {
+            let open = rec.open.ok_or_else(|| {
+                StoreError::corrupted(format!("{MANIFEST}: live timeline {tid} has no open log"))
+            })?;
+            let writer = replay_open(&mut tree, &layers[&open])?;
+            let tl = Arc::new(Timeline::new(*tid, tree, writer));
+            drop_orphans(&tl)?;
+            timelines.insert(*tid, tl);
+        }
+    }
+    Ok(Catalog {
+        state,
+        log,
+        live: timelines,
+        layers,
+    })
+}
+
+fn load_sealed(tree: &mut Tree, layer: &Arc<Layer>) -> Result<(), StoreError> {
+    let sealed = layer::read_sealed(layer)?;
+    for body in &sealed.meta {
+        let op = record::decode_meta(body)
+            .map_err(|e| StoreError::corrupted(format!("{}: {e}", layer.name)))?;
+        tree.apply(&op).map_err(|e| {
+            StoreError::corrupted(format!(
+                "{}: metadata op {op:?} does not apply: {e}",
+                layer.name
+            ))
+        })?;
+    }
+    for (file, page, off) in sealed.index {
+        let loc = (off != ZERO_PAGE).then(|| PageLoc {
+            layer: layer.clone(),
+            offset: off,
+        });
+        tree.set_page(file, page, loc);
+    }
+    layer.map_sealed()?;
+    Ok(())
+}
+
+/// Replays an open log into `tree`; cuts a torn tail.
+fn replay_open(tree: &mut Tree, layer: &Arc<Layer>) -> Result<Writer, StoreError> {
+    let len = layer.file.len()?;
+    let mut bytes = vec![0u8; len as usize];
+    layer.file.read_exact_at(&mut bytes, 0)?;
+    layer::check_header(&bytes, layer.id)
+        .map_err(|e| StoreError::corrupted(format!("{} at offset 0: {e}", layer.name)))?;
+    let mut at = layer::HEADER_LEN as usize;
+    let mut pending = Vec::new();
+    while let Some((rec, n)) = record::parse(&bytes[at..]) {
+        match rec {
+            Record::Page { file, page } => {
+                let loc = PageLoc {
+                    layer: layer.clone(),
+                    offset: at as u64,
+                };
+                tree.set_page(file, page, Some(loc));
+                pending.push(Ok((file, page, Some(at as u64))));
+            }
+            Record::Zero { file, page } => {
+                tree.set_page(file, page, None);
+                pending.push(Ok((file, page, None)));
+            }
+            Record::Meta(body) => {
+                let op = record::decode_meta(body).map_err(|e| {
+                    StoreError::corrupted(format!("{} at offset {at}: {e}", layer.name))
+                })?;
+                tree.apply(&op).map_err(|e| {
+                    StoreError::corrupted(format!(
+                        "{} at offset {at}: op {op:?} does not apply: {e}",
+                        layer.name
+                    ))
+                })?;
+                pending.push(Err((body.to_vec(), op)));
+            }
+        }
+        at += n;
+    }
+    if (at as u64) < len {
+        tracing::warn!(layer = %layer.name, offset = at, len, "cutting torn tail of open log");
+        layer.file.set_len(at as u64)?;
+        layer.file.sync_data()?;
+    }
+    let end = at as u64;
+    let mut w = Writer::new(Arc::new(OpenLog::new(layer.clone(), end, true)), end);
+    for p in pending {
+        match p {
+            Ok((file, page, off)) => w.note_page(file, page, off),
+            Err((body, op)) => w.note_meta(body, &op),
+        }
+    }
+    Ok(w)
+}
+
+/// Drops every inode with nlink 0: nothing can have it open after a restart.
+fn drop_orphans(tl: &Arc<Timeline>) -> Result<(), StoreError> {
+    let orphans: Vec<_> = tl.tree.read().orphans.iter().copied().collect();
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    let mut w = tl.writer.lock();
+    for id in orphans {
+        tl.meta(&mut w, MetaOp::DropOrphan { id })?;
+    }
+    Ok(())
+}
