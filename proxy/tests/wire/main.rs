@@ -1,0 +1,12 @@
+//! Wire-level tests of the proxy, in-process, against real PostgreSQL and
+//! real clients (psql, tokio-postgres). Tests that start PostgreSQL are
+//! named `pg_*` (run one at a time under nextest).
+
+mod bench;
+mod cancel;
+mod connect;
+mod load;
+mod negotiation;
+mod refusals;
+mod support;
+mod tls;
