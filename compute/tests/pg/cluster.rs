@@ -120,6 +120,7 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
     assert!(!spec.socket_dir.join(".s.PGSQL.5432").exists());
 
     let mut times = Vec::new();
+    let mut login_times = Vec::new();
     for _ in 0..3 {
         let compute = Compute::start(
             &env.bins,
@@ -131,6 +132,7 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
         .await
         .expect("restart");
         times.push(compute.startup_time());
+        let login = Instant::now();
         let client = connect(
             compute.socket_dir(),
             "postgres",
@@ -138,6 +140,7 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
         )
         .await
         .expect("connect after restart");
+        login_times.push(login.elapsed());
         let n: i64 = client
             .query_one("SELECT count(*) FROM t", &[])
             .await
@@ -147,7 +150,7 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
         drop(client);
         compute.stop(STOP_TIMEOUT).await.expect("stop");
     }
-    eprintln!("restart times (spawn to first login): {times:?}");
+    eprintln!("start times (spawn to first login): {times:?}; one more login: {login_times:?}");
     assert_eq!(
         read_log(&spec)
             .matches("database system is shut down")
