@@ -3,4 +3,5 @@
 //! authentication, its JSON body handling, its Prometheus metrics and the
 //! hand-written OpenAPI document (`api/openapi.json`).
 
+pub mod server;
 pub mod types;

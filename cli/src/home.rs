@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 pub use daemon_info::DaemonInfo;
 pub use secrets::HomeSecrets;
 
+use offshoot_storage::BranchId;
+
 /// Errors about the home directory and the files in it.
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
@@ -104,28 +106,44 @@ impl Home {
     pub fn work_dir(&self) -> PathBuf {
         self.root.join("work")
     }
+    /// The FUSE mount point of a branch.
+    pub fn mountpoint(&self, id: BranchId) -> PathBuf {
+        self.mnt_dir().join(id.0.to_string())
+    }
+    /// The socket directory of a branch's compute.
+    pub fn socket_dir(&self, id: BranchId) -> PathBuf {
+        self.run_dir().join(id.0.to_string())
+    }
+    /// The PostgreSQL log of a branch.
+    pub fn log_file(&self, id: BranchId) -> PathBuf {
+        self.logs_dir().join(format!("{}.log", id.0))
+    }
     /// The offshoot-managed `pg_hba.conf` every compute uses.
     pub fn hba_file(&self) -> PathBuf {
-        self.root.join("pg_hba.conf")
+        self.run_dir().join("pg_hba.conf")
     }
 
-    /// Creates the directories of the layout (idempotent). `secrets/` gets mode 0700.
+    /// Creates the directories of the layout (idempotent). `secrets/` gets
+    /// mode 0700; the home itself, `mnt/`, `run/` and `work/` get 0711 so that
+    /// PostgreSQL, running as another user, can reach its data directory,
+    /// socket directory and hba file without being able to list anything.
     pub fn create_layout(&self) -> Result<(), HomeError> {
-        for dir in [
+        let private = [self.store_dir(), self.logs_dir()];
+        let traversable = [
             self.root.clone(),
-            self.store_dir(),
             self.mnt_dir(),
             self.run_dir(),
-            self.logs_dir(),
             self.work_dir(),
-        ] {
-            std::fs::create_dir_all(&dir).map_err(|e| HomeError::io("create", &dir, e))?;
+        ];
+        for dir in traversable.iter().chain(&private) {
+            std::fs::create_dir_all(dir).map_err(|e| HomeError::io("create", dir, e))?;
+        }
+        for dir in &traversable {
+            set_mode(dir, 0o711)?;
         }
         let secrets = self.secrets_dir();
         std::fs::create_dir_all(&secrets).map_err(|e| HomeError::io("create", &secrets, e))?;
-        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| HomeError::io("chmod", &secrets, e))?;
-        Ok(())
+        set_mode(&secrets, 0o700)
     }
 
     /// True once the store has been created here (the first `offshoot up` ran).
@@ -179,6 +197,11 @@ fn resolve_from(
         return Ok(Home::at(PathBuf::from(dir).join(".local/share/offshoot")));
     }
     Err(HomeError::NoHome)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), HomeError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| HomeError::io("chmod", path, e))
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, with `mode`.
@@ -244,6 +267,10 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700);
+        let mode = std::fs::metadata(home.root()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o711);
+        assert_eq!(home.mountpoint(BranchId(7)), dir.path().join("h/mnt/7"));
+        assert_eq!(home.log_file(BranchId(7)), dir.path().join("h/logs/7.log"));
         assert!(!home.is_initialised());
         home.mark_initialised().unwrap();
         assert!(home.is_initialised());

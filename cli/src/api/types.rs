@@ -92,7 +92,7 @@ pub struct ResetBranchRequest {
 }
 
 /// `POST /v1/branches/{name}/rename`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenameBranchRequest {
     pub new_name: String,
