@@ -146,6 +146,7 @@ impl Compute {
         timeout: Duration,
     ) -> Result<(), ComputeError> {
         let mut pause = Duration::from_millis(2);
+        let mut ready_line = ready::ReadyLine::new(&self.log_file, self.log_offset);
         loop {
             if let Some(status) = self.try_reap()? {
                 return Err(ComputeError::ExitedEarly {
@@ -155,14 +156,16 @@ impl Compute {
                     log_tail: self.log_tail(),
                 });
             }
-            match ready::probe(&self.socket_dir, secrets).await {
-                ready::Probe::Ready => return Ok(()),
-                ready::Probe::NotYet => {}
-                ready::Probe::Rejected(reason) => {
-                    return Err(ComputeError::ProbeRejected {
-                        name: self.name.clone(),
-                        reason,
-                    })
+            if ready_line.seen() || started.elapsed() >= ready::LOG_GRACE {
+                match ready::probe(&self.socket_dir, secrets).await {
+                    ready::Probe::Ready => return Ok(()),
+                    ready::Probe::NotYet => {}
+                    ready::Probe::Rejected(reason) => {
+                        return Err(ComputeError::ProbeRejected {
+                            name: self.name.clone(),
+                            reason,
+                        })
+                    }
                 }
             }
             if started.elapsed() >= timeout {

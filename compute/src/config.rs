@@ -7,7 +7,8 @@
 //!   offshoot at every start: SCRAM for every role, over the local socket
 //!   only. There is no TCP listener, so there are no `host` lines.
 //! - Per-start settings (`-c` on the postmaster command line) name the socket
-//!   directory, the hba file and the port; they win over the file.
+//!   directory, the hba file and the port, and keep the log in English on
+//!   stderr (an imported cluster may say otherwise); they win over the file.
 
 use std::path::Path;
 
@@ -62,6 +63,10 @@ pub(crate) fn start_settings(socket_dir: &Path, hba_file: &Path) -> Vec<(String,
         ),
         ("hba_file".to_owned(), hba_file.display().to_string()),
         ("port".to_owned(), SOCKET_PORT.to_string()),
+        // The log is offshoot's: English, on stderr (readiness reads it).
+        ("lc_messages".to_owned(), "C".to_owned()),
+        ("logging_collector".to_owned(), "off".to_owned()),
+        ("log_destination".to_owned(), "stderr".to_owned()),
     ]
 }
 

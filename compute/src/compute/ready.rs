@@ -1,8 +1,21 @@
-//! The readiness probe: a real login as [`INTERNAL_ROLE`] over the unix
-//! socket, the same path a client takes (socket, SCRAM, backend start). A
-//! missing socket or "the database system is starting up" means not yet;
-//! any other refusal (wrong password, missing role) is final.
+//! Readiness: when to consider a starting postmaster ready.
+//!
+//! Two signals, in order:
+//! 1. the log line `database system is ready to accept connections`, read
+//!    from the branch's log (our own file, never the data directory, which may
+//!    be the daemon's FUSE mount). Waiting for it first means no login is
+//!    tried while the server is still starting, so the log carries no
+//!    `FATAL: the database system is starting up` noise and no backend is
+//!    forked in vain. Messages are forced to English (`lc_messages=C`) and to
+//!    stderr at every start, so the line is always there; if it still does
+//!    not show up within [`LOG_GRACE`], logins are tried anyway.
+//! 2. a real login as [`INTERNAL_ROLE`] over the unix socket, the path a
+//!    client takes (socket, SCRAM, backend start). A missing socket or
+//!    "the database system is starting up" means not yet; any other refusal
+//!    (wrong password, missing role) is final.
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,10 +26,55 @@ use crate::config::SOCKET_PORT;
 use crate::secrets::Secrets;
 use crate::INTERNAL_ROLE;
 
+/// How long to wait for the ready line before trying logins regardless.
+pub(super) const LOG_GRACE: Duration = Duration::from_secs(2);
+const READY_LINE: &[u8] = b"database system is ready to accept connections";
+
 pub(super) enum Probe {
     Ready,
     NotYet,
     Rejected(String),
+}
+
+/// Follows the log from the offset where this start began.
+pub(super) struct ReadyLine {
+    file: Option<File>,
+    offset: u64,
+    /// The end of what was read last time, in case the line straddles reads.
+    carry: Vec<u8>,
+    seen: bool,
+}
+
+impl ReadyLine {
+    pub(super) fn new(log: &Path, offset: u64) -> ReadyLine {
+        ReadyLine {
+            file: File::open(log).ok(),
+            offset,
+            carry: Vec::new(),
+            seen: false,
+        }
+    }
+
+    /// True once the ready line has appeared in the log.
+    pub(super) fn seen(&mut self) -> bool {
+        if self.seen {
+            return true;
+        }
+        let Some(file) = self.file.as_mut() else {
+            return false;
+        };
+        let mut buf = std::mem::take(&mut self.carry);
+        let read = file
+            .seek(SeekFrom::Start(self.offset))
+            .and_then(|_| file.read_to_end(&mut buf));
+        if let Ok(n) = read {
+            self.offset += n as u64;
+        }
+        self.seen = buf.windows(READY_LINE.len()).any(|w| w == READY_LINE);
+        let keep = buf.len().saturating_sub(READY_LINE.len());
+        self.carry = buf.split_off(keep);
+        self.seen
+    }
 }
 
 pub(super) async fn probe(socket_dir: &Path, secrets: &Secrets) -> Probe {

@@ -117,6 +117,14 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
     );
     let log = read_log(&spec);
     assert!(log.contains("database system is shut down"), "{log}");
+    let noisy: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("FATAL:") || l.contains("ERROR:") || l.contains("PANIC:"))
+        .collect();
+    assert!(
+        noisy.is_empty(),
+        "start and stop must log no errors: {noisy:#?}"
+    );
     assert!(!spec.socket_dir.join(".s.PGSQL.5432").exists());
 
     let mut times = Vec::new();
