@@ -1,0 +1,115 @@
+//! pgbench on PostgreSQL running on a pagefs mount, side by side with the
+//! same PostgreSQL on a plain directory of the same disk, in one run.
+//!
+//! Run as root (mounts FUSE, runs PostgreSQL as `postgres`):
+//!
+//! ```text
+//! cargo run --release -p offshoot-pagefs --example pgbench_vs_native -- [SCALE] [CLIENTS] [SECONDS] [DIR]
+//! ```
+//!
+//! Defaults: scale 20, 4 clients, 30 s per run, a temporary directory under
+//! /var/tmp. Both servers run with the same settings; the TPC-B and
+//! select-only (`-S`) runs alternate between them.
+
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
+
+use std::path::{Path, PathBuf};
+
+use offshoot_pagefs::{mount, MountOptions};
+use offshoot_storage::{FileId, SetAttr, Store, StoreOptions};
+use postgres::{initdb, make_traversable, pg_owned_dir, Postgres, PG_GID, PG_UID};
+
+fn tps(output: &str) -> f64 {
+    output
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l["tps = ".len()..].split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{output}"))
+}
+
+fn arg<T: std::str::FromStr>(n: usize, default: T) -> T {
+    std::env::args()
+        .nth(n)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let scale: u32 = arg(1, 20);
+    let clients: u32 = arg(2, 4);
+    let seconds: u32 = arg(3, 30);
+    let base: PathBuf = arg(4, PathBuf::from("/var/tmp"));
+    let dir = tempfile::tempdir_in(&base).expect("tempdir");
+    make_traversable(dir.path());
+    let p = |name: &str| dir.path().join(name);
+
+    // Native: a plain directory.
+    let native_data = p("native");
+    pg_owned_dir(&native_data, 0o700);
+    initdb(&native_data);
+
+    // pagefs: a page store on the same disk, mounted.
+    std::fs::create_dir(p("store")).expect("mkdir store");
+    let store = Store::open(&p("store"), StoreOptions::default()).expect("open store");
+    store.create_branch("main", None).expect("create main");
+    let branch = store.branch("main").expect("main");
+    branch
+        .setattr(
+            FileId::ROOT,
+            SetAttr {
+                uid: Some(PG_UID),
+                gid: Some(PG_GID),
+                mode: Some(0o700),
+                ..SetAttr::default()
+            },
+        )
+        .expect("chown root");
+    std::fs::create_dir(p("mnt")).expect("mkdir mnt");
+    let mnt = mount(
+        branch,
+        &p("mnt"),
+        MountOptions {
+            allow_other: true,
+            fs_name: "offshoot:bench".into(),
+        },
+    )
+    .expect("mount");
+    println!("negotiated: {:?}", mnt.negotiated());
+    initdb(mnt.mountpoint());
+
+    let start = |data: &Path, name: &str| {
+        let sock = p(&format!("sock-{name}"));
+        pg_owned_dir(&sock, 0o700);
+        Postgres::start(data, &sock, &p(&format!("{name}.log")))
+    };
+    let native = start(&native_data, "native");
+    let fuse = start(mnt.mountpoint(), "pagefs");
+    let init = ["-i", "-q", "-s", &scale.to_string()].map(String::from);
+    for pg in [&native, &fuse] {
+        pg.pgbench(&init.iter().map(String::as_str).collect::<Vec<_>>());
+        pg.psql("checkpoint");
+    }
+
+    let (c, t) = (clients.to_string(), seconds.to_string());
+    let mut rows = Vec::new();
+    for (label, extra) in [("TPC-B (default)", None), ("select-only (-S)", Some("-S"))] {
+        let mut args = vec!["-c", &c, "-j", "2", "-T", &t];
+        args.extend(extra);
+        let native_tps = tps(&native.pgbench(&args));
+        let fuse_tps = tps(&fuse.pgbench(&args));
+        println!("{label}: native {native_tps:.0} tps, pagefs {fuse_tps:.0} tps");
+        rows.push((label, native_tps, fuse_tps));
+    }
+    native.stop();
+    fuse.stop();
+    mnt.unmount().expect("unmount");
+
+    println!("\nscale {scale}, {clients} clients, {seconds} s per run\n");
+    println!("| workload | native tps | pagefs tps | pagefs / native |");
+    println!("|---|---:|---:|---:|");
+    for (label, n, f) in rows {
+        println!("| {label} | {n:.0} | {f:.0} | {:.0}% |", 100.0 * f / n);
+    }
+}
