@@ -1,0 +1,331 @@
+//! The daemon and its HTTP API, started in-process on a temporary home with
+//! OS-picked ports: authentication, request validation, branch lifecycle
+//! (idempotent create, conflicts, protection, TTL, rename, reset), a
+//! connection through the proxy to a new branch, scale to zero, and a
+//! restart that finds every acknowledged change.
+//!
+//! Starts real PostgreSQL on real FUSE mounts (hence `pg_`), as few times as
+//! the checks allow.
+
+#[path = "daemon_api/http.rs"]
+mod http;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use http::Api;
+use offshoot::daemon::{Daemon, UpOptions};
+use offshoot::home::Home;
+
+/// Unmounts whatever a failed test left under the home (PostgreSQL
+/// processes die with the runtime: a dropped compute is killed).
+struct MountGuard(std::path::PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let _ = offshoot_pagefs::clean_stale_mounts(&self.0);
+    }
+}
+
+fn options(home: &Path) -> UpOptions {
+    let mut opts = UpOptions::new(Home::at(home));
+    opts.listen = "127.0.0.1:0".parse().unwrap();
+    opts.api_listen = "127.0.0.1:0".parse().unwrap();
+    opts.idle_timeout = Duration::from_secs(2);
+    opts
+}
+
+fn api(daemon: &Daemon, home: &Path) -> Api {
+    Api {
+        addr: daemon.info().api_addr,
+        token: Some(Home::at(home).api_token().unwrap()),
+    }
+}
+
+fn names(api: &Api) -> Vec<String> {
+    let list = api.get("/v1/branches");
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.json()["branches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn query_one(uri: &str, sql: &str) -> Result<i64, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(uri, tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(conn);
+    let row = client.query_one(sql, &[]).await;
+    drop(client);
+    let _ = task.await;
+    row.map(|r| r.get::<_, i64>(0))
+}
+
+async fn exec(uri: &str, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(uri, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {uri}: {e}"));
+    let task = tokio::spawn(conn);
+    if let Err(e) = client.batch_execute(sql).await {
+        panic!("{sql}: {e:?}");
+    }
+    drop(client);
+    let _ = task.await;
+}
+
+fn uri_of(api: &Api, branch: &str) -> String {
+    let path = format!(
+        "{}/connection-string",
+        offshoot::api::types::branch_path(branch)
+    );
+    let r = api.get(&path);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["uri"].as_str().unwrap().to_string()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn mounted_under(dir: &Path) -> usize {
+    let table = std::fs::read_to_string("/proc/mounts").unwrap();
+    let dir = dir.display().to_string();
+    table
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|m| m.starts_with(&dir))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_daemon_api_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    // PostgreSQL runs as another user when the tests run as root.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let home = tmp.path().join("home");
+    let _guard = MountGuard(home.join("mnt"));
+
+    let daemon = Daemon::start(options(&home)).await.expect("first start");
+    let info = Home::at(&home).read_daemon_info().unwrap().unwrap();
+    assert_eq!(&info, daemon.info());
+    assert_ne!(info.api_addr.port(), 0);
+    let api = api(&daemon, &home);
+    assert_eq!(names(&api), ["main"]);
+
+    // --- authentication: 401 and nothing changed.
+    let anonymous = Api {
+        addr: api.addr,
+        token: None,
+    };
+    let wrong = Api {
+        addr: api.addr,
+        token: Some("nope".into()),
+    };
+    for client in [&anonymous, &wrong] {
+        let r = client.post("/v1/branches", r#"{"name":"sneaky"}"#);
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert_eq!(r.code(), "unauthorized");
+        assert_eq!(client.get("/v1/status").status, 401);
+        assert_eq!(client.get("/metrics").status, 401);
+    }
+    let openapi = anonymous.get("/v1/openapi.json");
+    assert_eq!(openapi.status, 200);
+    assert!(openapi.json()["paths"]["/v1/branches"].is_object());
+
+    // --- malformed requests: 4xx with a reason, nothing changed.
+    let cases: [(&str, u16, &str); 6] = [
+        ("{", 400, "malformed JSON"),
+        (
+            r#"{"name":"a","colour":"red"}"#,
+            400,
+            "unknown field `colour`",
+        ),
+        (r#"{"name":"bad.name"}"#, 422, "1 to 63 characters"),
+        (r#"{"name":"-x"}"#, 422, "1 to 63 characters"),
+        (
+            r#"{"name":"a","ttl_seconds":5,"expires_at":"2030-01-01T00:00:00Z"}"#,
+            422,
+            "not both",
+        ),
+        (r#"{"name":"a","parent":"nosuch"}"#, 404, "nosuch"),
+    ];
+    for (body, status, needle) in cases {
+        let r = api.post("/v1/branches", body);
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{}",
+            r.body
+        );
+    }
+    let big = format!(r#"{{"name":"a","parent":"{}"}}"#, "x".repeat(70 * 1024));
+    let r = api.post("/v1/branches", &big);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.code(), "invalid");
+    assert_eq!(api.get("/v1/branches/no.dots").status, 422);
+    assert_eq!(api.get("/v1/branches/nosuch").code(), "not_found");
+    assert_eq!(names(&api), ["main"]);
+
+    // --- idempotent create, conflicting parent.
+    let r = api.post("/v1/branches", r#"{"name":"feature/x"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = r.json();
+    assert_eq!(created["created"], true);
+    assert_eq!(created["branch"]["parent"], "main");
+    assert_eq!(created["branch"]["state"], "stopped");
+    let again = api.post("/v1/branches", r#"{"name":"feature/x","parent":"main"}"#);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["created"], false);
+    assert_eq!(again.json()["branch"]["id"], created["branch"]["id"]);
+    assert_eq!(api.post("/v1/branches", r#"{"name":"other"}"#).status, 201);
+    let clash = api.post("/v1/branches", r#"{"name":"feature/x","parent":"other"}"#);
+    assert_eq!(clash.status, 409, "{}", clash.body);
+    assert_eq!(clash.code(), "conflict");
+    let msg = clash.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("\"main\"") && msg.contains("\"other\""),
+        "{msg}"
+    );
+
+    // --- protection.
+    let r = api.post("/v1/branches", r#"{"name":"keep","protected":true}"#);
+    assert_eq!(r.json()["branch"]["protected"], true);
+    let r = api.delete("/v1/branches/keep");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (409, "protected"),
+        "{}",
+        r.body
+    );
+    let r = api.post("/v1/branches/keep/reset", "");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (409, "protected"),
+        "{}",
+        r.body
+    );
+    let r = api.delete("/v1/branches/main");
+    assert_eq!(r.code(), "protected", "main is protected by default");
+
+    // --- TTL.
+    let r = api.post("/v1/branches", r#"{"name":"short-lived","ttl_seconds":1}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.json()["branch"]["expires_at"].is_string());
+    wait_for("TTL expiry", Duration::from_secs(6), || {
+        !names(&api).contains(&"short-lived".to_string())
+    })
+    .await;
+
+    // --- rename keeps the id; the old name is gone.
+    let r = api.post(
+        "/v1/branches/feature%2Fx/rename",
+        r#"{"new_name":"feature/y"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["id"], created["branch"]["id"]);
+    assert_eq!(api.get("/v1/branches/feature%2Fx").status, 404);
+    let r = api.post("/v1/branches/other/rename", r#"{"new_name":"keep"}"#);
+    assert_eq!(r.code(), "conflict");
+
+    // --- a connection through the proxy to the new branch.
+    let uri = uri_of(&api, "feature/y");
+    assert!(
+        uri.starts_with("postgresql://postgres.feature%2Fy:"),
+        "{uri}"
+    );
+    exec(
+        &uri,
+        "CREATE TABLE t (v int); INSERT INTO t VALUES (1), (2), (3);",
+    )
+    .await;
+    assert_eq!(
+        query_one(&uri, "SELECT sum(v)::int8 FROM t").await.unwrap(),
+        6
+    );
+    let main_uri = uri_of(&api, "main");
+    let err = query_one(&main_uri, "SELECT count(*) FROM t")
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("does not exist"), "{err:?}");
+    let metrics = api.get("/metrics");
+    assert!(
+        metrics.body.contains("offshoot_branches 4"),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics
+        .body
+        .contains("offshoot_proxy_connections_relayed_total"));
+
+    // --- scale to zero: idle computes stop and their branches unmount.
+    wait_for("idle computes to stop", Duration::from_secs(15), || {
+        api.get("/v1/status").json()["computes_running"] == 0
+    })
+    .await;
+    wait_for("mounts to go", Duration::from_secs(5), || {
+        mounted_under(&home.join("mnt")) == 0
+    })
+    .await;
+
+    // --- restart: every acknowledged change is there.
+    let before = api.get("/v1/branches").json();
+    daemon.shutdown().await;
+    assert!(Home::at(&home).read_daemon_info().unwrap().is_none());
+    assert_eq!(mounted_under(&home.join("mnt")), 0);
+
+    let daemon = Daemon::start(options(&home)).await.expect("restart");
+    let api = self::api(&daemon, &home);
+    assert_eq!(api.get("/v1/branches").json(), before);
+    let uri = uri_of(&api, "feature/y");
+    assert_eq!(
+        query_one(&uri, "SELECT sum(v)::int8 FROM t").await.unwrap(),
+        6
+    );
+
+    // --- reset: the branch gets main's contents again, same name and URI.
+    let r = api.post("/v1/branches/feature%2Fy/reset", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(uri_of(&api, "feature/y"), uri);
+    let mut last = String::new();
+    let start = Instant::now();
+    loop {
+        match query_one(&uri, "SELECT count(*) FROM t").await {
+            Err(e) if format!("{e:?}").contains("does not exist") => break,
+            other => last = format!("{other:?}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "after reset: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // --- delete with children alive.
+    assert_eq!(
+        api.post("/v1/branches", r#"{"name":"child","parent":"other"}"#)
+            .status,
+        201
+    );
+    assert_eq!(api.delete("/v1/branches/other").status, 200);
+    let child = api.get("/v1/branches/child");
+    assert_eq!(child.status, 200);
+    assert!(child.json()["parent"].is_null());
+
+    daemon.shutdown().await;
+    assert_eq!(mounted_under(&home.join("mnt")), 0);
+}
