@@ -32,7 +32,10 @@ impl Backend for DiscardBackend {
         if name.starts_with("MANIFEST") {
             return Ok(meta);
         }
-        Ok(Arc::new(DiscardFile { len: AtomicU64::new(0), meta }))
+        Ok(Arc::new(DiscardFile {
+            len: AtomicU64::new(0),
+            meta,
+        }))
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         self.inner.rename(from, to)
@@ -57,7 +60,8 @@ impl BackendFile for DiscardFile {
         Ok(())
     }
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        self.len.fetch_max(offset + data.len() as u64, Ordering::Relaxed);
+        self.len
+            .fetch_max(offset + data.len() as u64, Ordering::Relaxed);
         Ok(())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -73,7 +77,9 @@ impl BackendFile for DiscardFile {
 }
 
 fn new_file(b: &Branch, name: &str) -> FileId {
-    b.create(FileId::ROOT, OsStr::new(name), FileKind::File, 0o600, 0, 0).unwrap().id
+    b.create(FileId::ROOT, OsStr::new(name), FileKind::File, 0o600, 0, 0)
+        .unwrap()
+        .id
 }
 
 fn page(i: u64) -> Vec<u8> {
@@ -93,7 +99,8 @@ fn store_with_pages(backend: Arc<dyn Backend>, pages: u64) -> (Store, FileId) {
         if i > 0 && i % 131072 == 0 {
             file = new_file(&b, &format!("rel{}", i / 131072));
         }
-        b.write(file, (i % 131072) * PAGE_SIZE as u64, &chunk).unwrap();
+        b.write(file, (i % 131072) * PAGE_SIZE as u64, &chunk)
+            .unwrap();
     }
     (store, file)
 }
@@ -122,7 +129,10 @@ fn fork(c: &mut Criterion) {
     }
     // Real disk, real fsyncs: what a user waits for.
     let dir = tempfile::tempdir().unwrap();
-    let (store, file) = store_with_pages(Arc::new(offshoot_storage::DiskBackend::new(dir.path()).unwrap()), 10_000);
+    let (store, file) = store_with_pages(
+        Arc::new(offshoot_storage::DiskBackend::new(dir.path()).unwrap()),
+        10_000,
+    );
     let main = store.branch("main").unwrap();
     g.bench_function(BenchmarkId::new("disk", 10_000), |b| {
         b.iter_custom(|iters| {
@@ -145,7 +155,10 @@ fn fork(c: &mut Criterion) {
 
 fn read_depth(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, file) = store_with_pages(Arc::new(offshoot_storage::DiskBackend::new(dir.path()).unwrap()), 4096);
+    let (store, file) = store_with_pages(
+        Arc::new(offshoot_storage::DiskBackend::new(dir.path()).unwrap()),
+        4096,
+    );
     let mut parent = "main".to_string();
     for d in 1..=50 {
         let name = format!("d{d}");
@@ -153,7 +166,8 @@ fn read_depth(c: &mut Criterion) {
         // Each level changes a few pages of its own.
         let b = store.branch(&name).unwrap();
         for k in 0..8u64 {
-            b.write(file, (d * 64 + k) * PAGE_SIZE as u64, &page(d * 1000 + k)).unwrap();
+            b.write(file, (d * 64 + k) * PAGE_SIZE as u64, &page(d * 1000 + k))
+                .unwrap();
         }
         parent = name;
     }

@@ -329,12 +329,13 @@ impl Branch {
         });
         let start_len = w.buf.len();
         debug_assert_eq!(start_len, 0);
-        if let Some(op) = &extend {
-            record::encode_meta(&mut w.buf, &record::meta_body(op));
+        let extend_body = extend.as_ref().map(record::meta_body);
+        if let Some(body) = &extend_body {
+            record::encode_meta(&mut w.buf, body);
         }
         // (page, record offset or None for a zero record)
-        let mut pending: Vec<(PageNo, Option<u64>)> =
-            Vec::with_capacity(((end - 1) / PS - offset / PS + 1) as usize);
+        let mut pending = std::mem::take(&mut w.pending);
+        pending.clear();
         let mut scratch = std::mem::take(&mut w.scratch);
         let res = (|| -> Result<(), StoreError> {
             for p in offset / PS..=(end - 1) / PS {
@@ -385,12 +386,13 @@ impl Branch {
                 t.set_page(id, page, loc);
             }
         }
-        if let Some(op) = extend {
-            w.note_meta(record::meta_body(&op), &op);
+        if let (Some(op), Some(body)) = (extend, extend_body) {
+            w.note_meta(body, &op);
         }
-        for (page, off) in pending {
+        for &(page, off) in &pending {
             w.note_page(id, page, off);
         }
+        w.pending = pending;
         let over = w.end > self.shared.seal_threshold();
         drop(guard);
         if over {

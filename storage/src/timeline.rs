@@ -96,6 +96,8 @@ pub(crate) struct Writer {
     pub index: BTreeMap<(FileId, PageNo), u64>,
     pub buf: Vec<u8>,
     pub scratch: Box<[u8]>,
+    /// Pages a write is about to index (reused, not reallocated per call).
+    pub pending: Vec<(PageNo, Option<u64>)>,
 }
 
 impl Writer {
@@ -108,6 +110,7 @@ impl Writer {
             index: BTreeMap::new(),
             buf: Vec::new(),
             scratch: vec![0u8; crate::PAGE_SIZE].into_boxed_slice(),
+            pending: Vec::new(),
         }
     }
 
