@@ -3,6 +3,7 @@
 //! the commands that call it.
 
 pub mod api;
+pub mod bench;
 pub mod client;
 pub mod commands;
 pub mod daemon;
