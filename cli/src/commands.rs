@@ -86,6 +86,7 @@ pub enum Command {
     Status(status::StatusArgs),
     Psql(psql::PsqlArgs),
     Completions(completions::CompletionsArgs),
+    Bench(crate::bench::BenchArgs),
 }
 
 /// What every command gets: where the home is and how to print.
@@ -119,6 +120,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CommandError> {
         Command::Psql(args) => psql::run(&ctx()?, args),
         // Needs no home: works on a machine that never ran `offshoot up`.
         Command::Completions(args) => completions::run(&args, out),
+        Command::Bench(args) => crate::bench::run(args, Some(ctx()?.home.root().to_path_buf()))
+            .map_err(CommandError::Daemon),
     }
 }
 
