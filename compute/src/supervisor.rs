@@ -133,6 +133,9 @@ struct Slot {
     status: watch::Receiver<Status>,
     stop: mpsc::UnboundedSender<StopRequest>,
     last_activity: Instant,
+    /// A stop was requested: a new `ensure_running` waits for it to finish
+    /// and starts afresh rather than hand out a compute about to go away.
+    stopping: bool,
 }
 
 impl Slot {
@@ -219,41 +222,50 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<ComputeSpec, ComputeError>> + Send + 'static,
     {
-        let mut status = {
-            let mut slots = self.slots();
-            if self.inner.closed.load(Ordering::SeqCst) {
-                return Err(ComputeError::ShutDown);
-            }
-            match slots.get_mut(key) {
-                Some(slot) if slot.is_live() => {
-                    slot.last_activity = Instant::now();
-                    slot.status.clone()
+        let mut status = loop {
+            let draining = {
+                let mut slots = self.slots();
+                if self.inner.closed.load(Ordering::SeqCst) {
+                    return Err(ComputeError::ShutDown);
                 }
-                _ => {
-                    let (status_tx, status_rx) = watch::channel(Status::Starting);
-                    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-                    slots.insert(
-                        key.clone(),
-                        Slot {
-                            status: status_rx.clone(),
-                            stop: stop_tx,
-                            last_activity: Instant::now(),
-                        },
-                    );
-                    let launch = self.inner.launch.clone();
-                    let name = key.to_string();
-                    tokio::spawn(async move {
-                        match spec_fn().await {
-                            Ok(spec) => slot::run(launch, spec, status_tx, stop_rx).await,
-                            Err(e) => {
-                                tracing::warn!(branch = %name, error = %e, "could not prepare compute");
-                                status_tx.send_replace(Status::Failed(e.to_string()));
+                match slots.get_mut(key) {
+                    Some(slot) if slot.is_live() && slot.stopping => slot.status.clone(),
+                    Some(slot) if slot.is_live() => {
+                        slot.last_activity = Instant::now();
+                        break slot.status.clone();
+                    }
+                    _ => {
+                        let (status_tx, status_rx) = watch::channel(Status::Starting);
+                        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+                        slots.insert(
+                            key.clone(),
+                            Slot {
+                                status: status_rx.clone(),
+                                stop: stop_tx,
+                                last_activity: Instant::now(),
+                                stopping: false,
+                            },
+                        );
+                        let launch = self.inner.launch.clone();
+                        let name = key.to_string();
+                        tokio::spawn(async move {
+                            match spec_fn().await {
+                                Ok(spec) => slot::run(launch, spec, status_tx, stop_rx).await,
+                                Err(e) => {
+                                    tracing::warn!(branch = %name, error = %e, "could not prepare compute");
+                                    status_tx.send_replace(Status::Failed(e.to_string()));
+                                }
                             }
-                        }
-                    });
-                    status_rx
+                        });
+                        break status_rx;
+                    }
                 }
-            }
+            };
+            // A stop is under way: let it finish, then start afresh.
+            let mut draining = draining;
+            let _ = draining
+                .wait_for(|s| matches!(s, Status::Stopped | Status::Failed(_)))
+                .await;
         };
         wait_running(&mut status, key.to_string()).await
     }
@@ -261,7 +273,10 @@ where
     /// Stops `key`'s compute gracefully (waits for a start in progress to
     /// finish first). Stopping what is not running is not an error.
     pub async fn stop(&self, key: &K) -> Result<(), ComputeError> {
-        let sender = self.slots().get(key).map(|s| s.stop.clone());
+        let sender = self.slots().get_mut(key).map(|s| {
+            s.stopping = true;
+            s.stop.clone()
+        });
         let Some(sender) = sender else {
             return Ok(());
         };

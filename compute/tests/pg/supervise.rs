@@ -146,12 +146,25 @@ async fn pg_supervisor_concurrent_callers_start_one_postgres() {
     assert!(postmasters(&spec.datadir).is_empty());
     assert!(read_log(&spec).contains("database system is shut down"));
 
-    let s = spec.clone();
-    let again = sup
-        .ensure_running(&key, move || async move { Ok(s) })
+    // A wake that races a stop gets a fresh compute, not the one going away.
+    let first = sup
+        .ensure_running(&key, {
+            let s = spec.clone();
+            move || async move { Ok(s) }
+        })
         .await
         .expect("start again after stop");
-    assert!(!pids.contains(&again.pid));
+    assert!(!pids.contains(&first.pid));
+    let s = spec.clone();
+    let (stopped, again) = tokio::join!(sup.stop(&key), async {
+        tokio::task::yield_now().await;
+        sup.ensure_running(&key, move || async move { Ok(s) }).await
+    });
+    stopped.expect("stop");
+    let again = again.expect("wake after stop");
+    assert_ne!(again.pid, first.pid, "handed out the compute being stopped");
+    assert_eq!(postmasters(&spec.datadir), vec![again.pid]);
+    assert_eq!(sup.state(&key), ComputeState::Running);
     sup.stop_all().await.expect("stop_all");
     assert!(postmasters(&spec.datadir).is_empty());
 }
