@@ -2,7 +2,8 @@
 //! the proxy and the API server. See docs/daemon.md.
 //!
 //! Startup, in order: lock the home (one daemon per home); create the layout
-//! and secrets; find PostgreSQL; clean FUSE mounts left by a crashed daemon;
+//! and secrets; find PostgreSQL; kill PostgreSQL processes and clean FUSE
+//! mounts left by a crashed daemon;
 //! open the store (which replays its logs); on first use create `main` with
 //! initdb; bind the proxy and API listeners; start the proxy, the API server
 //! and the background loops (`reapers`); write `daemon.json`.
@@ -17,6 +18,7 @@ pub mod control;
 mod init;
 pub mod logging;
 pub mod names;
+mod orphans;
 mod reapers;
 pub mod router;
 pub mod runtime;
@@ -138,6 +140,11 @@ impl Daemon {
         let run_as = RunAs::for_current_process()?;
         check_reachable(&home, &run_as)?;
 
+        let mnt_dir = home.mnt_dir();
+        let orphans =
+            tokio::task::spawn_blocking(move || orphans::kill_orphan_postmasters(&mnt_dir))
+                .await
+                .context("orphan scan task")?;
         let cleaned =
             offshoot_pagefs::clean_stale_mounts(&home.mnt_dir()).context("clean stale mounts")?;
         for path in cleaned {
@@ -156,6 +163,9 @@ impl Daemon {
             internal_password: secrets.internal_password.clone(),
         };
         init::initialise(&home, &store, &bins, &run_as, &compute_secrets).await?;
+        if !orphans.is_empty() {
+            control::remove_all_postmaster_files(&store);
+        }
 
         let proxy_listener = TcpListener::bind(opts.listen)
             .await

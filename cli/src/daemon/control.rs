@@ -347,6 +347,16 @@ impl Control {
     }
 }
 
+/// Removes the postmaster files of every branch (after a crash killed the
+/// PostgreSQL processes that owned them), logging failures.
+pub fn remove_all_postmaster_files(store: &Store) {
+    for info in store.branches() {
+        if let Err(e) = fixups::remove_postmaster_files(store, &info.name) {
+            tracing::warn!(branch = %info.name, error = %e, "removing stale postmaster.pid");
+        }
+    }
+}
+
 /// `postgresql://postgres.BRANCH:PASSWORD@HOST:PORT/DB`, with the user,
 /// password and database percent-encoded. An unspecified listen address
 /// (`0.0.0.0`, `::`) is shown as loopback.
