@@ -16,6 +16,10 @@
 //!   for `stable_after` resets the count; after `max_restarts` consecutive
 //!   failures the slot is `failed` until the next `ensure_running`.
 //!
+//! A stop marks the slot as stopping at once: an `ensure_running` arriving
+//! meanwhile waits for the stop to finish and starts a fresh compute, instead
+//! of returning the one going away.
+//!
 //! There is no idle loop here: the daemon records use with [`Supervisor::touch`]
 //! (the proxy's leases), asks [`Supervisor::idle`] which computes have not
 //! been used for its timeout, and calls [`Supervisor::stop`] on them.
