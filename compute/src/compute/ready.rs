@@ -100,3 +100,30 @@ pub(super) async fn probe(socket_dir: &Path, secrets: &Secrets) -> Probe {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn ready_line_is_found_across_partial_writes_after_the_offset() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("branch.log");
+        let old = "old run: database system is ready to accept connections\n";
+        std::fs::write(&path, old).expect("write");
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        let mut ready = ReadyLine::new(&path, old.len() as u64);
+        assert!(!ready.seen(), "a line from an earlier start must not count");
+        log.write_all(b"LOG:  starting PostgreSQL\nLOG:  database system is re")
+            .expect("write");
+        assert!(!ready.seen());
+        log.write_all(b"ady to accept connections\n")
+            .expect("write");
+        assert!(ready.seen());
+    }
+}

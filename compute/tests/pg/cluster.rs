@@ -208,4 +208,39 @@ async fn pg_dropping_a_running_compute_kills_it() {
         assert!(Instant::now() < deadline, "postgres survived its Compute");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+
+    // A start that misses its deadline leaves nothing behind.
+    let err = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        std::time::Duration::from_millis(1),
+    )
+    .await
+    .expect_err("1 ms is too short to start");
+    assert!(matches!(err, ComputeError::StartTimeout { .. }), "{err:?}");
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while !crate::support::postmasters(&spec.datadir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a timed-out start left postgres running"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // A stop with no time for a fast shutdown escalates to an immediate one.
+    let compute = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect("start after kills (crash recovery)");
+    compute.stop(std::time::Duration::ZERO).await.expect("stop");
+    assert!(crate::support::postmasters(&spec.datadir).is_empty());
+    let log = read_log(&spec);
+    assert!(log.contains("received immediate shutdown request"), "{log}");
 }
