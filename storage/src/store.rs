@@ -77,16 +77,24 @@ impl Shared {
         }
     }
 
-    /// Creates an empty open log file, durable with its name.
+    /// Creates an empty open log file. Neither its header nor its name is
+    /// flushed here: the first `sync` of the log flushes both, and recovery
+    /// treats a missing or never-flushed log as empty.
     fn create_log(&self, cat: &mut Catalog) -> Result<Arc<Layer>, StoreError> {
         let id = cat.state.alloc_layer();
         let name = layer::file_name(id);
         let file = self.backend.open(&name, true)?;
         file.set_len(0)?;
         file.write_all_at(&layer::header(id), 0)?;
-        file.sync_data()?;
-        self.backend.sync_dir()?;
         Ok(Arc::new(Layer::new(id, file)))
+    }
+
+    fn open_log(&self, layer: Arc<Layer>) -> Writer {
+        let end = layer::HEADER_LEN;
+        Writer::new(
+            Arc::new(OpenLog::new(layer, self.backend.clone(), end, false)),
+            end,
+        )
     }
 
     /// Seals the open log of `tl` (if it holds any record) and starts a new
@@ -109,7 +117,7 @@ impl Shared {
             index: &w.index,
         });
         old.file.write_all_at(&tail, w.end)?;
-        old.file.sync_data()?;
+        w.log.flush()?;
         failpoint!(self, "seal-before-manifest");
         let new = self.create_log(cat)?;
         let mut next = cat.state.clone();
@@ -122,8 +130,7 @@ impl Shared {
         cat.layers.insert(new.id, new.clone());
         old.map_sealed()?;
         tracing::debug!(timeline = %tl.id, layer = %old.name, "sealed layer");
-        let end = layer::HEADER_LEN;
-        *w = Writer::new(Arc::new(OpenLog::new(new, end, true)), end);
+        *w = self.open_log(new);
         Ok(sealed_now + 1)
     }
 
@@ -163,9 +170,8 @@ impl Shared {
         open: Arc<Layer>,
     ) -> Result<Arc<Timeline>, StoreError> {
         let orphans: Vec<_> = tree.orphans.iter().copied().collect();
-        let end = layer::HEADER_LEN;
         cat.layers.insert(open.id, open.clone());
-        let writer = Writer::new(Arc::new(OpenLog::new(open, end, true)), end);
+        let writer = self.open_log(open);
         let tl = Arc::new(Timeline::new(id, tree, writer));
         {
             let mut w = tl.writer.lock();
@@ -228,7 +234,7 @@ impl Store {
         backend: Arc<dyn Backend>,
         opts: StoreOptions,
     ) -> Result<Store, StoreError> {
-        let cat = recovery::recover(&*backend, &opts)?;
+        let cat = recovery::recover(&backend, &opts)?;
         Ok(Store {
             shared: Arc::new(Shared {
                 backend,

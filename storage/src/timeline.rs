@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::backend::BackendFile;
+use crate::backend::{Backend, BackendFile};
 use crate::layer::{Layer, ZERO_PAGE};
 use crate::record::{self, MetaOp};
 use crate::tree::{PageLoc, Tree};
@@ -19,6 +19,10 @@ use crate::{FileId, PageNo, StoreError, TimelineId};
 /// The open log's durability state, shared by concurrent `sync` callers.
 pub(crate) struct OpenLog {
     pub layer: Arc<Layer>,
+    /// A new log's name is made durable by the first flush, not at creation
+    /// (keeps branch creation to one or two device flushes).
+    backend: Arc<dyn Backend>,
+    name_durable: AtomicBool,
     written: AtomicU64,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
@@ -32,9 +36,11 @@ struct SyncState {
 }
 
 impl OpenLog {
-    pub fn new(layer: Arc<Layer>, end: u64, synced: bool) -> OpenLog {
+    pub fn new(layer: Arc<Layer>, backend: Arc<dyn Backend>, end: u64, synced: bool) -> OpenLog {
         OpenLog {
             layer,
+            backend,
+            name_durable: AtomicBool::new(synced),
             written: AtomicU64::new(end),
             sync: Mutex::new(SyncState {
                 synced: if synced { end } else { 0 },
@@ -46,6 +52,16 @@ impl OpenLog {
 
     fn file(&self) -> &Arc<dyn BackendFile> {
         &self.layer.file
+    }
+
+    /// Makes the log's bytes and its name durable.
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.file().sync_data()?;
+        if !self.name_durable.load(Ordering::Acquire) {
+            self.backend.sync_dir()?;
+            self.name_durable.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Makes every byte written before the call durable. Concurrent callers
@@ -70,7 +86,7 @@ impl OpenLog {
             st.flushing = true;
             let upto = self.written.load(Ordering::Acquire);
             drop(st);
-            let res = self.file().sync_data();
+            let res = self.flush();
             st = self.sync.lock();
             st.flushing = false;
             match res {

@@ -18,15 +18,21 @@ use crate::timeline::{OpenLog, Timeline, Writer};
 use crate::tree::{PageLoc, Tree};
 use crate::{LayerId, StoreError, StoreOptions, TimelineId};
 
-pub(super) fn recover(backend: &dyn Backend, opts: &StoreOptions) -> Result<Catalog, StoreError> {
-    let (log, state) = ManifestLog::open(backend, opts.manifest_compact_bytes)?;
+pub(super) fn recover(
+    backend: &Arc<dyn Backend>,
+    opts: &StoreOptions,
+) -> Result<Catalog, StoreError> {
+    let (log, state) = ManifestLog::open(&**backend, opts.manifest_compact_bytes)?;
+    let open_logs: BTreeSet<LayerId> = state.timelines.values().filter_map(|t| t.open).collect();
 
     // Open every listed layer; remove what the manifest does not list
     // (a log created just before a crash, a stale temporary manifest).
     let mut layers: HashMap<LayerId, Arc<Layer>> = HashMap::new();
     for rec in state.timelines.values() {
         for id in rec.layers.iter().chain(rec.open.iter()) {
-            let file = backend.open(&layer::file_name(*id), false).map_err(|e| {
+            // A log never flushed may be missing after a crash: it was empty.
+            let create = open_logs.contains(id);
+            let file = backend.open(&layer::file_name(*id), create).map_err(|e| {
                 StoreError::corrupted(format!(
                     "{} listed in the manifest: {e}",
                     layer::file_name(*id)
@@ -101,7 +107,7 @@ pub(super) fn recover(backend: &dyn Backend, opts: &StoreOptions) -> Result<Cata
             let open = rec.open.ok_or_else(|| {
                 StoreError::corrupted(format!("{MANIFEST}: live timeline {tid} has no open log"))
             })?;
-            let writer = replay_open(&mut tree, &layers[&open])?;
+            let writer = replay_open(&mut tree, &layers[&open], backend)?;
             let tl = Arc::new(Timeline::new(*tid, tree, writer));
             drop_orphans(&tl)?;
             timelines.insert(*tid, tl);
@@ -139,10 +145,26 @@ fn load_sealed(tree: &mut Tree, layer: &Arc<Layer>) -> Result<(), StoreError> {
 }
 
 /// Replays an open log into `tree`; cuts a torn tail.
-fn replay_open(tree: &mut Tree, layer: &Arc<Layer>) -> Result<Writer, StoreError> {
-    let len = layer.file.len()?;
+fn replay_open(
+    tree: &mut Tree,
+    layer: &Arc<Layer>,
+    backend: &Arc<dyn Backend>,
+) -> Result<Writer, StoreError> {
+    let mut len = layer.file.len()?;
     let mut bytes = vec![0u8; len as usize];
     layer.file.read_exact_at(&mut bytes, 0)?;
+    let head = &bytes[..bytes.len().min(layer::HEADER_LEN as usize)];
+    if head.len() < layer::HEADER_LEN as usize || head.iter().all(|&b| b == 0) {
+        // Created but never flushed (a flush writes the header first):
+        // the log held nothing durable. Start it afresh.
+        let header = layer::header(layer.id);
+        layer.file.set_len(0)?;
+        layer.file.write_all_at(&header, 0)?;
+        layer.file.sync_data()?;
+        backend.sync_dir()?;
+        bytes = header.to_vec();
+        len = layer::HEADER_LEN;
+    }
     layer::check_header(&bytes, layer.id)
         .map_err(|e| StoreError::corrupted(format!("{} at offset 0: {e}", layer.name)))?;
     let mut at = layer::HEADER_LEN as usize;
@@ -182,7 +204,10 @@ fn replay_open(tree: &mut Tree, layer: &Arc<Layer>) -> Result<Writer, StoreError
         layer.file.sync_data()?;
     }
     let end = at as u64;
-    let mut w = Writer::new(Arc::new(OpenLog::new(layer.clone(), end, true)), end);
+    let mut w = Writer::new(
+        Arc::new(OpenLog::new(layer.clone(), backend.clone(), end, true)),
+        end,
+    );
     for p in pending {
         match p {
             Ok((file, page, off)) => w.note_page(file, page, off),
