@@ -99,6 +99,9 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
         .spawn(move || session.run())
         .map_err(mount_err)?;
     let connection = connection_of(&mountpoint);
+    if let Some(conn) = connection {
+        lift_dirty_limit(conn);
+    }
     tracing::info!(
         mountpoint = %mountpoint.display(),
         fs_name = %opts.fs_name,
@@ -176,6 +179,22 @@ impl Drop for Mount {
     fn drop(&mut self) {
         if let Err(err) = self.shutdown() {
             tracing::error!(error = %err, "unmount on drop failed");
+        }
+    }
+}
+
+/// The kernel gives every FUSE mount a strict dirty-page limit of 1% of the
+/// dirty threshold (tens of MB), so that a stuck daemon cannot pin memory;
+/// past it, every writer is throttled in `balance_dirty_pages`, which with
+/// the writeback cache makes PostgreSQL's buffer writes crawl. The store
+/// serves writeback promptly, so lift the limit to what a local disk gets
+/// (Linux 6.2+ exposes it per device in sysfs; older kernels keep the limit).
+fn lift_dirty_limit(conn: u64) {
+    let bdi = format!("/sys/class/bdi/0:{conn}");
+    for (knob, value) in [("strict_limit", "0"), ("max_ratio", "100")] {
+        let path = format!("{bdi}/{knob}");
+        if let Err(err) = std::fs::write(&path, value) {
+            tracing::warn!(%path, error = %err, "cannot lift the FUSE dirty-page limit");
         }
     }
 }
