@@ -297,6 +297,23 @@ async fn pg_daemon_api_end_to_end() {
         6
     );
 
+    // --- concurrent first connections to a stopped branch share one start.
+    let keep_uri = uri_of(&api, "keep");
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let uri = keep_uri.clone();
+            tokio::spawn(async move { query_one(&uri, "SELECT 1::int8").await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), 1);
+    }
+
+    // --- an unknown branch is refused by name, never routed to main.
+    let unknown = keep_uri.replace("postgres.keep:", "postgres.nosuch:");
+    let err = query_one(&unknown, "SELECT 1::int8").await.unwrap_err();
+    assert!(format!("{err:?}").contains("nosuch"), "{err:?}");
+
     // --- reset: the branch gets main's contents again, same name and URI.
     let r = api.post("/v1/branches/feature%2Fy/reset", "");
     assert_eq!(r.status, 200, "{}", r.body);
