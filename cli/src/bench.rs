@@ -24,6 +24,8 @@ mod report;
 mod results;
 mod rows;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
