@@ -205,3 +205,18 @@ fn completions_need_no_home_and_name_the_commands() {
         assert!(script.contains("unprotect"), "{shell}");
     }
 }
+
+#[test]
+fn up_flags_become_the_daemons_options() {
+    let cli = parse(&["up", "--api-listen", "127.0.0.1:0", "--wake-timeout", "5s"]);
+    let Command::Up(args) = cli.command else {
+        panic!("not up");
+    };
+    let home = crate::home::Home::at("/h");
+    let opts = args.into_options(home.clone());
+    assert_eq!(opts.home, home);
+    assert_eq!(opts.api_listen.port(), 0);
+    assert_eq!(opts.wake_timeout, Duration::from_secs(5));
+    assert!(!opts.log_json);
+    assert_eq!(opts.tls_cert, None);
+}

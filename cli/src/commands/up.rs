@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{CommandError, Context};
+use crate::daemon::{self, UpOptions, DEFAULT_API_LISTEN, DEFAULT_LISTEN};
+use crate::home::Home;
 
 /// Run the offshoot daemon in the foreground (initialises the home on first use).
 #[derive(Debug, Args)]
@@ -26,15 +28,18 @@ Examples:
 )]
 pub struct UpArgs {
     /// Where the PostgreSQL proxy listens (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:55432")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Where the HTTP API listens (port 0 picks a free port). Keep it on loopback.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:55433")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_API_LISTEN)]
     pub api_listen: SocketAddr,
     /// Stop a branch's PostgreSQL after it has had no connection for this long
-    /// (`30s`, `5m`, `1h`).
+    /// (`30s`, `5m`, `1h`; `0s` never stops it).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// How long a connection waits for its branch's PostgreSQL to start.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub wake_timeout: Duration,
     /// Log lines for people (`human`) or one JSON object per line (`json`).
     #[arg(long, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
     pub log_format: LogFormat,
@@ -58,9 +63,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (try `30s`, `5m`, `2h`)"))
 }
 
-pub fn run(_ctx: &Context, _args: UpArgs) -> Result<(), CommandError> {
-    // Wired to the daemon's entry point as soon as it exists.
-    Err(CommandError::Usage(
-        "the daemon (`offshoot up`) is not built yet".into(),
-    ))
+pub fn run(ctx: &Context, args: UpArgs) -> Result<(), CommandError> {
+    daemon::up(args.into_options(ctx.home.clone())).map_err(CommandError::Daemon)
+}
+
+impl UpArgs {
+    /// The daemon's options for `home` with these flags.
+    pub fn into_options(self, home: Home) -> UpOptions {
+        UpOptions {
+            listen: self.listen,
+            api_listen: self.api_listen,
+            idle_timeout: self.idle_timeout,
+            log_json: self.log_format == LogFormat::Json,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            wake_timeout: self.wake_timeout,
+            ..UpOptions::new(home)
+        }
+    }
 }

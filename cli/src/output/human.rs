@@ -34,14 +34,23 @@ pub fn relative(then: SystemTime, now: SystemTime) -> String {
     }
 }
 
-/// A duration in its largest whole unit: `1 second`, `59 seconds`, `3 hours`, `2 days`.
+/// A duration in one unit, rounded to the nearest: `1 second`, `59 seconds`,
+/// `2 minutes`, `3 hours`, `3 days`. A unit is used from 1.5 of it upwards
+/// (90 seconds, 90 minutes, 36 hours), so `71h59m` reads `3 days`, not `2 days`.
 pub fn span(d: Duration) -> String {
     let secs = d.as_secs();
-    let (n, unit) = match secs {
-        0..=59 => (secs, "second"),
-        60..=3_599 => (secs / 60, "minute"),
-        3_600..=86_399 => (secs / 3_600, "hour"),
-        _ => (secs / 86_400, "day"),
+    let unit_secs = match secs {
+        0..90 => 1,
+        90..5_400 => 60,
+        5_400..129_600 => 3_600,
+        _ => 86_400,
+    };
+    let n = (secs + unit_secs / 2) / unit_secs;
+    let unit = match unit_secs {
+        1 => "second",
+        60 => "minute",
+        3_600 => "hour",
+        _ => "day",
     };
     if n == 1 {
         format!("1 {unit}")
@@ -73,10 +82,14 @@ mod tests {
         assert_eq!(relative(now, now), "just now");
         assert_eq!(relative(ago(1), now), "1 second ago");
         assert_eq!(relative(ago(59), now), "59 seconds ago");
-        assert_eq!(relative(ago(60), now), "1 minute ago");
+        assert_eq!(relative(ago(60), now), "60 seconds ago");
+        assert_eq!(relative(ago(90), now), "2 minutes ago");
+        assert_eq!(relative(ago(150), now), "3 minutes ago");
+        assert_eq!(relative(ago(3_600), now), "60 minutes ago");
         assert_eq!(relative(ago(7_200), now), "2 hours ago");
         assert_eq!(relative(ago(3 * 86_400 + 5), now), "3 days ago");
         assert_eq!(relative(ahead(72 * 3_600), now), "in 3 days");
-        assert_eq!(relative(ahead(90), now), "in 1 minute");
+        assert_eq!(relative(ahead(72 * 3_600 - 60), now), "in 3 days");
+        assert_eq!(relative(ahead(30 * 3_600), now), "in 30 hours");
     }
 }
