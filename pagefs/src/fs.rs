@@ -30,7 +30,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
@@ -46,6 +46,8 @@ pub use caps::{Negotiated, MAX_REQUEST};
 use attr::{errno, file_id, file_type, fuse_attr, ino, TTL};
 use dirs::{DirHandles, Entry};
 use inodes::{Inodes, Verdict};
+
+use crate::metrics::Counters;
 
 const GENERATION: Generation = Generation(0);
 
@@ -63,16 +65,22 @@ pub(crate) struct PageFs {
     /// "extend to at least N" cannot race with a write that extends further.
     size_lock: RwLock<()>,
     negotiated: Arc<OnceLock<Negotiated>>,
+    counters: Arc<Counters>,
 }
 
 impl PageFs {
-    pub(crate) fn new(branch: Branch, negotiated: Arc<OnceLock<Negotiated>>) -> PageFs {
+    pub(crate) fn new(
+        branch: Branch,
+        negotiated: Arc<OnceLock<Negotiated>>,
+        counters: Arc<Counters>,
+    ) -> PageFs {
         PageFs {
             branch,
             inodes: Inodes::default(),
             dirs: DirHandles::default(),
             size_lock: RwLock::new(()),
             negotiated,
+            counters,
         }
     }
 
@@ -134,10 +142,24 @@ impl PageFs {
     }
 
     fn sync(&self, op: &'static str, reply: ReplyEmpty) {
-        match self.branch.sync() {
+        let start = Instant::now();
+        let result = self.branch.sync();
+        self.counters.fsync(start.elapsed());
+        match result {
             Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno(op, &err)),
+            Err(err) => reply.error(self.errno(op, &err)),
         }
+    }
+
+    /// The errno for `err`, counting real failures.
+    fn errno(&self, op: &'static str, err: &StoreError) -> Errno {
+        if matches!(
+            err,
+            StoreError::Io(_) | StoreError::Corrupted { .. } | StoreError::Stale
+        ) {
+            self.counters.error();
+        }
+        errno(op, err)
     }
 }
 
@@ -160,7 +182,7 @@ impl Filesystem for PageFs {
         tracing::debug!(parent = parent.0, ?name, "lookup");
         match self.branch.lookup(file_id(parent), name) {
             Ok(attr) => self.entry(file_id(parent), &attr, reply),
-            Err(err) => reply.error(errno("lookup", &err)),
+            Err(err) => reply.error(self.errno("lookup", &err)),
         }
     }
 
@@ -174,7 +196,7 @@ impl Filesystem for PageFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.branch.getattr(file_id(ino)) {
             Ok(attr) => reply.attr(&TTL, &fuse_attr(&attr)),
-            Err(err) => reply.error(errno("getattr", &err)),
+            Err(err) => reply.error(self.errno("getattr", &err)),
         }
     }
 
@@ -215,14 +237,14 @@ impl Filesystem for PageFs {
         };
         match result {
             Ok(attr) => reply.attr(&TTL, &fuse_attr(&attr)),
-            Err(err) => reply.error(errno("setattr", &err)),
+            Err(err) => reply.error(self.errno("setattr", &err)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.branch.readlink(file_id(ino)) {
             Ok(target) => reply.data(target.as_os_str().as_bytes()),
-            Err(err) => reply.error(errno("readlink", &err)),
+            Err(err) => reply.error(self.errno("readlink", &err)),
         }
     }
 
@@ -244,7 +266,7 @@ impl Filesystem for PageFs {
         let parent = file_id(parent);
         match self.create_file(req, parent, name, FileKind::File, mode, umask) {
             Ok(attr) => self.entry(parent, &attr, reply),
-            Err(err) => reply.error(errno("mknod", &err)),
+            Err(err) => reply.error(self.errno("mknod", &err)),
         }
     }
 
@@ -261,7 +283,7 @@ impl Filesystem for PageFs {
         let parent = file_id(parent);
         match self.create_file(req, parent, name, FileKind::Directory, mode, umask) {
             Ok(attr) => self.entry(parent, &attr, reply),
-            Err(err) => reply.error(errno("mkdir", &err)),
+            Err(err) => reply.error(self.errno("mkdir", &err)),
         }
     }
 
@@ -272,7 +294,7 @@ impl Filesystem for PageFs {
                 self.settle(id, self.inodes.orphaned(id));
                 reply.ok();
             }
-            Err(err) => reply.error(errno("unlink", &err)),
+            Err(err) => reply.error(self.errno("unlink", &err)),
         }
     }
 
@@ -280,7 +302,7 @@ impl Filesystem for PageFs {
         tracing::debug!(parent = parent.0, ?name, "rmdir");
         match self.branch.rmdir(file_id(parent), name) {
             Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno("rmdir", &err)),
+            Err(err) => reply.error(self.errno("rmdir", &err)),
         }
     }
 
@@ -299,7 +321,7 @@ impl Filesystem for PageFs {
             .symlink(parent, link_name, target, req.uid(), req.gid())
         {
             Ok(attr) => self.entry(parent, &attr, reply),
-            Err(err) => reply.error(errno("symlink", &err)),
+            Err(err) => reply.error(self.errno("symlink", &err)),
         }
     }
 
@@ -339,7 +361,7 @@ impl Filesystem for PageFs {
                 }
                 reply.ok();
             }
-            Err(err) => reply.error(errno("rename", &err)),
+            Err(err) => reply.error(self.errno("rename", &err)),
         }
     }
 
@@ -380,8 +402,11 @@ impl Filesystem for PageFs {
                 buf.resize(size, 0);
             }
             match self.branch.read(file_id(ino), offset, &mut buf[..size]) {
-                Ok(n) => reply.data(&buf[..n]),
-                Err(err) => reply.error(errno("read", &err)),
+                Ok(n) => {
+                    self.counters.read(n);
+                    reply.data(&buf[..n]);
+                }
+                Err(err) => reply.error(self.errno("read", &err)),
             }
         });
     }
@@ -401,8 +426,11 @@ impl Filesystem for PageFs {
         tracing::trace!(ino = ino.0, offset, len = data.len(), "write");
         let _shared = self.size_lock.read();
         match self.branch.write(file_id(ino), offset, data) {
-            Ok(()) => reply.written(data.len() as u32),
-            Err(err) => reply.error(errno("write", &err)),
+            Ok(()) => {
+                self.counters.write(data.len());
+                reply.written(data.len() as u32);
+            }
+            Err(err) => reply.error(self.errno("write", &err)),
         }
     }
 
@@ -451,7 +479,7 @@ impl Filesystem for PageFs {
                 let fh = self.dirs.insert(entries);
                 reply.opened(FileHandle(fh), FopenFlags::empty());
             }
-            Err(err) => reply.error(errno("opendir", &err)),
+            Err(err) => reply.error(self.errno("opendir", &err)),
         }
     }
 
@@ -490,7 +518,7 @@ impl Filesystem for PageFs {
                 Ok(attr) => attr,
                 // Removed since opendir: leave it out.
                 Err(StoreError::NotFound) => continue,
-                Err(err) => return reply.error(errno("readdirplus", &err)),
+                Err(err) => return reply.error(self.errno("readdirplus", &err)),
             };
             if reply.add(
                 ino(e.id),
@@ -629,7 +657,7 @@ impl Filesystem for PageFs {
                     FopenFlags::FOPEN_KEEP_CACHE,
                 );
             }
-            Err(err) => reply.error(errno("create", &err)),
+            Err(err) => reply.error(self.errno("create", &err)),
         }
     }
 
@@ -668,7 +696,7 @@ impl Filesystem for PageFs {
         });
         match result {
             Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno("fallocate", &err)),
+            Err(err) => reply.error(self.errno("fallocate", &err)),
         }
     }
 }

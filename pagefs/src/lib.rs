@@ -10,10 +10,12 @@
 
 mod error;
 mod fs;
+mod metrics;
 mod mount;
 mod stale;
 
 pub use error::PagefsError;
 pub use fs::{Negotiated, MAX_REQUEST};
+pub use metrics::MountMetrics;
 pub use mount::{mount, Mount, MountOptions};
 pub use stale::clean_stale_mounts;

@@ -24,6 +24,7 @@ use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use offshoot_storage::Branch;
 
 use crate::fs::{Negotiated, PageFs};
+use crate::metrics::{Counters, MountMetrics};
 use crate::stale::lazy_unmount;
 use crate::PagefsError;
 
@@ -51,6 +52,7 @@ pub struct Mount {
     unmounter: SessionUnmounter,
     session: Option<JoinHandle<io::Result<()>>>,
     negotiated: Negotiated,
+    counters: Arc<Counters>,
     /// The connection's number under /sys/fs/fuse/connections.
     connection: Option<u64>,
 }
@@ -65,7 +67,8 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
             source,
         })?;
     let negotiated = Arc::new(OnceLock::new());
-    let fs = PageFs::new(branch, negotiated.clone());
+    let counters = Arc::new(Counters::default());
+    let fs = PageFs::new(branch, negotiated.clone(), counters.clone());
 
     let mut config = Config::default();
     config.mount_options = vec![
@@ -113,6 +116,7 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
         unmounter,
         session: Some(session),
         negotiated,
+        counters,
         connection,
     })
 }
@@ -125,6 +129,11 @@ impl Mount {
     /// The FUSE capabilities in effect.
     pub fn negotiated(&self) -> Negotiated {
         self.negotiated
+    }
+
+    /// Counters since the mount was made (for the daemon's `/metrics`).
+    pub fn metrics(&self) -> MountMetrics {
+        self.counters.snapshot()
     }
 
     /// Unmounts and waits for the serving threads to finish. Drop does the same.

@@ -157,6 +157,13 @@ fn fuse_reads_and_writes_at_any_offset_with_holes_and_truncation() {
     file.sync_all().expect("fsync");
     assert_eq!(store_bytes(&fx.branch, &path, &mnt), model);
     drop(file);
+    let metrics = fx.mount.metrics();
+    assert!(metrics.fsyncs >= 3, "fsyncs counted: {metrics:?}");
+    assert!(
+        metrics.writes > 0 && metrics.write_bytes >= 13_000,
+        "writes counted: {metrics:?}"
+    );
+    assert_eq!(metrics.errors, 0);
     fx.mount.unmount().expect("unmount");
 }
 
@@ -208,7 +215,18 @@ fn fuse_names_rename_unlink_and_directories() {
     fc.read_exact_at(&mut back, 0).expect("read unlinked");
     assert_eq!(&back[..20_000], &pattern(20_000, 9)[..]);
     assert_eq!(&back[20_000..], b"tail");
+    let orphan = FileId(fc.metadata().expect("fstat").ino());
+    assert!(fx.branch.getattr(orphan).is_ok(), "orphan kept while open");
     drop(fc);
+    // Once the kernel lets go (release, then forget), its data is released.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while fx.branch.getattr(orphan).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "orphan never released"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // mkdir, readdir, rmdir.
     let d = mnt.join("d");
