@@ -5,7 +5,7 @@
 //! daemon's user) and spawns the postmaster directly — never `pg_ctl` — as
 //! [`RunAs`], in a process group of its own, with its stdout and stderr on the
 //! log file. It then probes the socket with a real SCRAM login as
-//! [`crate::INTERNAL_ROLE`] until one succeeds (see [`ready`]).
+//! [`crate::INTERNAL_ROLE`] until one succeeds (see `compute/ready.rs`).
 //!
 //! [`Compute::stop`] is a fast shutdown (SIGINT) and a wait; after the timeout
 //! an immediate shutdown (SIGQUIT), then SIGKILL to the whole group. Dropping

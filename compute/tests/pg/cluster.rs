@@ -79,8 +79,8 @@ async fn pg_initdb_start_and_authenticate() {
         .is_err(),
         "internal role must not accept the postgres password"
     );
-    drop(client);
-    drop(internal);
+    client.close().await;
+    internal.close().await;
     compute.stop(STOP_TIMEOUT).await.expect("stop");
 }
 
@@ -109,7 +109,7 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
         .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g;")
         .await
         .expect("write");
-    drop(client);
+    client.close().await;
     compute.stop(STOP_TIMEOUT).await.expect("stop");
     assert!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err(),
@@ -120,6 +120,9 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
     let noisy: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("FATAL:") || l.contains("ERROR:") || l.contains("PANIC:"))
+        // A backend that has not yet read its client's Terminate when the fast
+        // shutdown arrives says so; that is PostgreSQL's race, not offshoot's.
+        .filter(|l| !l.contains("terminating connection due to administrator command"))
         .collect();
     assert!(
         noisy.is_empty(),
@@ -155,7 +158,7 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
             .expect("read")
             .get(0);
         assert_eq!(n, 1000);
-        drop(client);
+        client.close().await;
         compute.stop(STOP_TIMEOUT).await.expect("stop");
     }
     eprintln!("start times (spawn to first login): {times:?}; one more login: {login_times:?}");

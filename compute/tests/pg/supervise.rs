@@ -46,7 +46,7 @@ async fn pg_supervisor_restarts_a_crashed_compute_with_its_data() {
         )
         .await
         .expect("write");
-    drop(client);
+    client.close().await;
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first.pid as i32),
@@ -87,7 +87,7 @@ async fn pg_supervisor_restarts_a_crashed_compute_with_its_data() {
         .expect("read")
         .get(0);
     assert_eq!(n, 500);
-    drop(client);
+    client.close().await;
 
     let log = read_log(&spec);
     assert!(log.contains("restarting in"), "{log}");

@@ -83,12 +83,40 @@ fn tracing_init() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .try_init()
 }
 
+/// A client connection whose background task can be awaited on close.
+pub struct Session {
+    client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session")
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
+}
+
+impl Session {
+    /// Ends the session and waits until the server side has seen Terminate,
+    /// so that a following stop finds no connection to cut off.
+    pub async fn close(self) {
+        drop(self.client);
+        let _ = self.task.await;
+    }
+}
+
 /// Connects over the socket in `socket_dir` as `user`.
 pub async fn connect(
     socket_dir: &Path,
     user: &str,
     password: &str,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+) -> Result<Session, tokio_postgres::Error> {
     let (client, conn) = tokio_postgres::Config::new()
         .host_path(socket_dir)
         .port(5432)
@@ -97,8 +125,10 @@ pub async fn connect(
         .dbname("postgres")
         .connect(tokio_postgres::NoTls)
         .await?;
-    tokio::spawn(conn);
-    Ok(client)
+    Ok(Session {
+        client,
+        task: tokio::spawn(conn),
+    })
 }
 
 /// Pids of postmasters running on `datadir` (`postgres -D <datadir> …`).
