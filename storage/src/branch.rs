@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::record::{self, MetaOp};
 use crate::store::Shared;
-use crate::timeline::{Timeline, Writer};
+use crate::timeline::Timeline;
 use crate::tree::{nanos, now, PageLoc};
 use crate::{
     BranchId, DirEntry, FileAttr, FileId, FileKind, PageNo, RenameFlags, SetAttr, StatFs,
@@ -98,7 +98,8 @@ impl Branch {
             mtime: change.mtime.map(nanos),
             time: now(),
         };
-        // The tail page is read before the op cuts the index.
+        // Truncation inside a stored page: the page's surviving prefix goes
+        // into the same record as the new size.
         let tail = match change.size {
             Some(s) if s < old_size && s % PS != 0 => {
                 let page = PageNo(s / PS);
@@ -108,43 +109,25 @@ impl Branch {
                         let mut scratch = std::mem::take(&mut w.scratch);
                         let res = loc.layer.read_page(loc.offset, id, page, 0, &mut scratch);
                         scratch[(s % PS) as usize..].fill(0);
+                        let keep = !is_zero(&scratch);
                         w.scratch = scratch;
                         res?;
-                        Some(page)
+                        keep.then_some(page)
                     }
                     None => None,
                 }
             }
             _ => None,
         };
-        self.tl.meta(&mut w, op)?;
-        if let Some(page) = tail {
-            self.append_page(&mut w, id, page)?;
+        match tail {
+            Some(page) => self.tl.truncate_with_page(&mut w, op, id, page)?,
+            None => {
+                self.tl.meta(&mut w, op)?;
+            }
         }
         drop(w);
         self.shared.maybe_seal(&self.tl);
         self.tl.tree.read().attr(id)
-    }
-
-    /// Appends the page in `w.scratch` as `page` (a zero record if it is all
-    /// zeros) and indexes it.
-    fn append_page(&self, w: &mut Writer, id: FileId, page: PageNo) -> Result<(), StoreError> {
-        let off = w.end;
-        let zero = is_zero(&w.scratch);
-        if zero {
-            record::encode_zero(&mut w.buf, id, page);
-        } else {
-            let Writer { buf, scratch, .. } = &mut *w;
-            record::encode_page(buf, id, page, scratch);
-        }
-        w.flush_buf()?;
-        let loc = (!zero).then(|| PageLoc {
-            layer: w.log.layer.clone(),
-            offset: off,
-        });
-        self.tl.tree.write().set_page(id, page, loc);
-        w.note_page(id, page, (!zero).then_some(off));
-        Ok(())
     }
 
     /// O_CREAT|O_EXCL semantics: `Err(AlreadyExists)` if the name exists.

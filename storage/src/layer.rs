@@ -108,9 +108,14 @@ impl Layer {
         debug_assert!(from + out.len() <= PAGE_SIZE);
         if let Some(map) = self.map.get() {
             let start = offset as usize;
-            let rec = map
+            let past_end = || self.corrupted(offset, "page record past end of layer");
+            let head = map
                 .get(start..start.saturating_add(PAGE_RECORD))
-                .ok_or_else(|| self.corrupted(offset, "page record past end of layer"))?;
+                .ok_or_else(past_end)?;
+            let n = record::page_frame_len(head).map_err(|r| self.corrupted(offset, r))?;
+            let rec = map
+                .get(start..start.saturating_add(n))
+                .ok_or_else(past_end)?;
             let data =
                 record::check_page(rec, file, page).map_err(|r| self.corrupted(offset, r))?;
             out.copy_from_slice(&data[from..from + out.len()]);
@@ -118,7 +123,17 @@ impl Layer {
         }
         let mut rec = [0u8; PAGE_RECORD];
         self.file.read_exact_at(&mut rec, offset)?;
-        let data = record::check_page(&rec, file, page).map_err(|r| self.corrupted(offset, r))?;
+        let n = record::page_frame_len(&rec).map_err(|r| self.corrupted(offset, r))?;
+        if n == PAGE_RECORD {
+            let data =
+                record::check_page(&rec, file, page).map_err(|r| self.corrupted(offset, r))?;
+            out.copy_from_slice(&data[from..from + out.len()]);
+            return Ok(());
+        }
+        // A truncation record: the page is followed by the op.
+        let mut whole = vec![0u8; n];
+        self.file.read_exact_at(&mut whole, offset)?;
+        let data = record::check_page(&whole, file, page).map_err(|r| self.corrupted(offset, r))?;
         out.copy_from_slice(&data[from..from + out.len()]);
         Ok(())
     }

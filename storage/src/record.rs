@@ -6,6 +6,10 @@
 //! - `1` page write: `file u64 | page u64 | data[PAGE_SIZE]`
 //! - `2` zero page: `file u64 | page u64` (the page reads as zeros again)
 //! - `3` metadata op: a JSON-encoded [`MetaOp`].
+//! - `4` truncation inside a page: `file u64 | page u64 | data[PAGE_SIZE] |`
+//!   JSON of the `SetAttr` op. One record holds both the new size and the
+//!   page holding the new end (zeros past it), so no crash can separate
+//!   them. It is read as a page record by the index.
 //!
 //! A length above [`MAX_PAYLOAD`] never occurs in a valid frame; sealing
 //! writes `u32::MAX` there so a replay stops at the sealed sections.
@@ -18,6 +22,7 @@ pub(crate) const FRAME_HEADER: usize = 8;
 pub(crate) const KIND_PAGE: u8 = 1;
 pub(crate) const KIND_ZERO: u8 = 2;
 pub(crate) const KIND_META: u8 = 3;
+pub(crate) const KIND_TRUNC: u8 = 4;
 /// Payload bytes of a page record.
 pub(crate) const PAGE_PAYLOAD: usize = 1 + 16 + PAGE_SIZE;
 /// Bytes of a whole page record, frame included.
@@ -118,15 +123,41 @@ pub(crate) fn encode_meta(buf: &mut Vec<u8>, body: &[u8]) {
     frame(buf, &[&[KIND_META], body]);
 }
 
+/// A truncation record: the op and the page holding the new end.
+pub(crate) fn encode_trunc(
+    buf: &mut Vec<u8>,
+    file: FileId,
+    page: PageNo,
+    data: &[u8],
+    body: &[u8],
+) {
+    debug_assert_eq!(data.len(), PAGE_SIZE);
+    let mut head = file_page(file, page);
+    head[0] = KIND_TRUNC;
+    frame(buf, &[&head, data, body]);
+}
+
 pub(crate) fn decode_meta(body: &[u8]) -> Result<MetaOp, String> {
     serde_json::from_slice(body).map_err(|e| format!("bad metadata op: {e}"))
 }
 
 /// A record read back from a log.
 pub(crate) enum Record<'a> {
-    Page { file: FileId, page: PageNo },
-    Zero { file: FileId, page: PageNo },
+    Page {
+        file: FileId,
+        page: PageNo,
+    },
+    Zero {
+        file: FileId,
+        page: PageNo,
+    },
     Meta(&'a [u8]),
+    /// A truncation: the op's body and the page it carries.
+    Trunc {
+        file: FileId,
+        page: PageNo,
+        meta: &'a [u8],
+    },
 }
 
 /// Parses the frame at the start of `bytes`: `Some((record, frame_len))`, or
@@ -157,32 +188,47 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<(Record<'_>, usize)> {
             Record::Zero { file, page }
         }
         KIND_META => Record::Meta(&payload[1..]),
+        KIND_TRUNC if len > PAGE_PAYLOAD => {
+            let (file, page) = ids(payload)?;
+            Record::Trunc {
+                file,
+                page,
+                meta: &payload[PAGE_PAYLOAD..],
+            }
+        }
         _ => return None,
     };
     Some((record, FRAME_HEADER + len))
 }
 
-/// Checks a page record read back at a known location; returns the data.
-pub(crate) fn check_page(rec: &[u8], file: FileId, page: PageNo) -> Result<&[u8], &'static str> {
-    if rec.len() < PAGE_RECORD {
+/// The whole frame length of the page-carrying record whose first
+/// `PAGE_RECORD` bytes are `head`: `PAGE_RECORD` for a page record, more
+/// for a truncation record.
+pub(crate) fn page_frame_len(head: &[u8]) -> Result<usize, &'static str> {
+    if head.len() < PAGE_RECORD {
         return Err("short page record");
     }
-    let len = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
-    let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-    if len != PAGE_PAYLOAD {
-        return Err("bad page record length");
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    match head[FRAME_HEADER] {
+        KIND_PAGE if len == PAGE_PAYLOAD => Ok(PAGE_RECORD),
+        KIND_TRUNC if len > PAGE_PAYLOAD && len <= MAX_PAYLOAD => Ok(FRAME_HEADER + len),
+        _ => Err("bad page record length"),
     }
-    let payload = &rec[FRAME_HEADER..PAGE_RECORD];
+}
+
+/// Checks a page-carrying record (page write or truncation, the whole
+/// frame) read back at a known location; returns the page data.
+pub(crate) fn check_page(rec: &[u8], file: FileId, page: PageNo) -> Result<&[u8], &'static str> {
+    let n = page_frame_len(rec)?;
+    let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+    let payload = rec.get(FRAME_HEADER..n).ok_or("short page record")?;
     if crc32fast::hash(payload) != crc {
         return Err("page record CRC mismatch");
     }
-    if payload[0] != KIND_PAGE
-        || payload[1..9] != file.0.to_le_bytes()
-        || payload[9..17] != page.0.to_le_bytes()
-    {
+    if payload[1..9] != file.0.to_le_bytes() || payload[9..17] != page.0.to_le_bytes() {
         return Err("page record names another page");
     }
-    Ok(&payload[17..])
+    Ok(&payload[17..PAGE_PAYLOAD])
 }
 
 #[cfg(test)]
@@ -203,6 +249,37 @@ mod tests {
         ));
         buf[100] ^= 1;
         assert!(check_page(&buf, FileId(3), PageNo(9)).is_err());
+        assert!(parse(&buf).is_none());
+    }
+
+    #[test]
+    fn truncation_record_reads_as_its_page_and_its_op() {
+        let op = MetaOp::SetAttr {
+            id: FileId(3),
+            size: Some(5000),
+            mode: None,
+            uid: None,
+            gid: None,
+            atime: None,
+            mtime: None,
+            time: 1,
+        };
+        let body = meta_body(&op);
+        let mut data = vec![7u8; PAGE_SIZE];
+        data[5000..].fill(0);
+        let mut buf = Vec::new();
+        encode_trunc(&mut buf, FileId(3), PageNo(0), &data, &body);
+        assert_eq!(buf.len(), PAGE_RECORD + body.len());
+        assert_eq!(page_frame_len(&buf[..PAGE_RECORD]).unwrap(), buf.len());
+        assert_eq!(check_page(&buf, FileId(3), PageNo(0)).unwrap(), &data[..]);
+        let Some((Record::Trunc { file, page, meta }, n)) = parse(&buf) else {
+            panic!("truncation record did not parse");
+        };
+        assert_eq!((file, page, n), (FileId(3), PageNo(0), buf.len()));
+        assert_eq!(decode_meta(meta).unwrap(), op);
+        let last = buf.len() - 1;
+        buf[last] ^= 1;
+        assert!(check_page(&buf, FileId(3), PageNo(0)).is_err());
         assert!(parse(&buf).is_none());
     }
 

@@ -214,13 +214,57 @@ impl Timeline {
     /// clone of the tree first, so a refused op writes nothing.
     pub fn meta(&self, w: &mut Writer, op: MetaOp) -> Result<Option<FileId>, StoreError> {
         let mut next = self.tree.read().clone();
+        let cut = next.cut_boundary(&op);
         let out = next.apply(&op)?;
         let body = record::meta_body(&op);
         record::encode_meta(&mut w.buf, &body);
-        w.flush_buf()?;
+        if let Err(e) = w.flush_buf() {
+            w.buf.clear();
+            return Err(e);
+        }
         w.note_meta(body, &op);
+        if let Some((file, page)) = cut {
+            // The page holding the new end reads as zeros from here on.
+            w.note_page(file, page, None);
+        }
         *self.tree.write() = next;
         Ok(out)
+    }
+
+    /// Logs and applies a truncation inside a page as one record that also
+    /// carries that page (`w.scratch`, zeros past the new end), so no crash
+    /// or failed write can leave the cut bytes readable.
+    pub fn truncate_with_page(
+        &self,
+        w: &mut Writer,
+        op: MetaOp,
+        file: FileId,
+        page: PageNo,
+    ) -> Result<(), StoreError> {
+        let mut next = self.tree.read().clone();
+        next.apply(&op)?;
+        let body = record::meta_body(&op);
+        let off = w.end;
+        {
+            let Writer { buf, scratch, .. } = &mut *w;
+            record::encode_trunc(buf, file, page, scratch, &body);
+        }
+        if let Err(e) = w.flush_buf() {
+            w.buf.clear();
+            return Err(e);
+        }
+        next.set_page(
+            file,
+            page,
+            Some(PageLoc {
+                layer: w.log.layer.clone(),
+                offset: off,
+            }),
+        );
+        w.note_meta(body, &op);
+        w.note_page(file, page, Some(off));
+        *self.tree.write() = next;
+        Ok(())
     }
 
     pub fn sync(&self) -> Result<(), StoreError> {

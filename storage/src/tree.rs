@@ -213,6 +213,21 @@ impl Tree {
         Ok(())
     }
 
+    /// The page a truncating op cuts inside (its bytes past the new end
+    /// are gone), given the tree before the op.
+    pub fn cut_boundary(&self, op: &MetaOp) -> Option<(FileId, PageNo)> {
+        match op {
+            MetaOp::SetAttr {
+                id, size: Some(s), ..
+            } => {
+                let old = self.inodes.get(id)?.size;
+                (*s < old && *s % PAGE_SIZE as u64 != 0)
+                    .then_some((*id, PageNo(*s / PAGE_SIZE as u64)))
+            }
+            _ => None,
+        }
+    }
+
     /// Validates and applies one metadata op. Returns the inode a rename
     /// replaced, if any.
     pub fn apply(&mut self, op: &MetaOp) -> Result<Option<FileId>, StoreError> {
@@ -321,7 +336,9 @@ impl Tree {
                     inode.size = *size;
                     inode.mtime = *t;
                     if *size < old {
-                        self.cut_pages(*id, pages_for(*size));
+                        // The page holding the new end goes too: the same
+                        // record carries its surviving prefix, if any.
+                        self.cut_pages(*id, *size / PAGE_SIZE as u64);
                     }
                 }
                 let inode = self.inode_mut(*id)?;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -26,11 +26,23 @@ struct Dir {
 }
 
 /// Files in memory that remember what was fsynced.
-#[derive(Default)]
 pub struct MemoryBackend {
     dir: Mutex<Dir>,
     fail_writes: Arc<AtomicBool>,
     fail_syncs: Arc<AtomicBool>,
+    /// Writes still allowed before writes start failing; `u64::MAX`: no limit.
+    writes_left: Arc<AtomicU64>,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend {
+            dir: Mutex::default(),
+            fail_writes: Arc::default(),
+            fail_syncs: Arc::default(),
+            writes_left: Arc::new(AtomicU64::new(u64::MAX)),
+        }
+    }
 }
 
 impl MemoryBackend {
@@ -53,13 +65,21 @@ impl MemoryBackend {
         }
         MemoryBackend {
             dir: Mutex::new(image),
-            ..Default::default()
+            ..MemoryBackend::default()
         }
     }
 
     /// Makes every later write fail (or not).
     pub fn set_fail_writes(&self, fail: bool) {
         self.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Lets `n` more writes (`write_all_at`, `set_len`) through, then makes
+    /// every later one fail, so a test can stop an operation between two
+    /// of its writes; `None` lifts the limit.
+    pub fn set_fail_writes_after(&self, n: Option<u64>) {
+        self.writes_left
+            .store(n.unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// Makes every later sync fail (or not).
@@ -97,6 +117,7 @@ impl Backend for MemoryBackend {
             inode,
             fail_writes: self.fail_writes.clone(),
             fail_syncs: self.fail_syncs.clone(),
+            writes_left: self.writes_left.clone(),
         }))
     }
 
@@ -136,6 +157,23 @@ struct MemFile {
     inode: Arc<Inode>,
     fail_writes: Arc<AtomicBool>,
     fail_syncs: Arc<AtomicBool>,
+    writes_left: Arc<AtomicU64>,
+}
+
+impl MemFile {
+    fn check_write(&self) -> io::Result<()> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        let allowed =
+            self.writes_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                    u64::MAX => Some(n),
+                    0 => None,
+                    n => Some(n - 1),
+                });
+        allowed.map(|_| ()).map_err(|_| injected())
+    }
 }
 
 impl BackendFile for MemFile {
@@ -155,9 +193,7 @@ impl BackendFile for MemFile {
     }
 
     fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(injected());
-        }
+        self.check_write()?;
         let mut data = self.inode.data.lock();
         let start = offset as usize;
         if data.len() < start + bytes.len() {
@@ -168,9 +204,7 @@ impl BackendFile for MemFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(injected());
-        }
+        self.check_write()?;
         self.inode.data.lock().resize(len as usize, 0);
         Ok(())
     }

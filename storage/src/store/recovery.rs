@@ -16,7 +16,7 @@ use crate::manifest::{ManifestLog, MANIFEST};
 use crate::record::{self, MetaOp, Record};
 use crate::timeline::{OpenLog, Timeline, Writer};
 use crate::tree::{PageLoc, Tree};
-use crate::{LayerId, StoreError, StoreOptions, TimelineId};
+use crate::{FileId, LayerId, PageNo, StoreError, StoreOptions, TimelineId};
 
 pub(super) fn recover(
     backend: &Arc<dyn Backend>,
@@ -184,16 +184,22 @@ fn replay_open(
                 pending.push(Ok((file, page, None)));
             }
             Record::Meta(body) => {
-                let op = record::decode_meta(body).map_err(|e| {
-                    StoreError::corrupted(format!("{} at offset {at}: {e}", layer.name))
-                })?;
-                tree.apply(&op).map_err(|e| {
-                    StoreError::corrupted(format!(
-                        "{} at offset {at}: op {op:?} does not apply: {e}",
-                        layer.name
-                    ))
-                })?;
-                pending.push(Err((body.to_vec(), op)));
+                let op = apply_logged(tree, body, layer, at)?;
+                let cut = op.1;
+                pending.push(Err((body.to_vec(), op.0)));
+                if let Some((file, page)) = cut {
+                    pending.push(Ok((file, page, None)));
+                }
+            }
+            Record::Trunc { file, page, meta } => {
+                let (op, _) = apply_logged(tree, meta, layer, at)?;
+                let loc = PageLoc {
+                    layer: layer.clone(),
+                    offset: at as u64,
+                };
+                tree.set_page(file, page, Some(loc));
+                pending.push(Err((meta.to_vec(), op)));
+                pending.push(Ok((file, page, Some(at as u64))));
             }
         }
         at += n;
@@ -215,6 +221,27 @@ fn replay_open(
         }
     }
     Ok(w)
+}
+
+/// Decodes and applies one logged op; returns it and the page it cuts
+/// inside, if it truncates.
+#[allow(clippy::type_complexity)]
+fn apply_logged(
+    tree: &mut Tree,
+    body: &[u8],
+    layer: &Layer,
+    at: usize,
+) -> Result<(MetaOp, Option<(FileId, PageNo)>), StoreError> {
+    let op = record::decode_meta(body)
+        .map_err(|e| StoreError::corrupted(format!("{} at offset {at}: {e}", layer.name)))?;
+    let cut = tree.cut_boundary(&op);
+    tree.apply(&op).map_err(|e| {
+        StoreError::corrupted(format!(
+            "{} at offset {at}: op {op:?} does not apply: {e}",
+            layer.name
+        ))
+    })?;
+    Ok((op, cut))
 }
 
 /// Drops every inode with nlink 0: nothing can have it open after a restart.
