@@ -159,6 +159,7 @@ impl Daemon {
     /// Starts a daemon on a fresh home and waits until it is ready.
     pub fn start_with(opts: DaemonOptions) -> Daemon {
         let permit = SerialPermit::acquire();
+        procs::become_subreaper();
         procs::sweep_dead_roots();
         let base = procs::roots_dir();
         std::fs::create_dir_all(&base).expect("create the e2e roots dir");
@@ -519,15 +520,27 @@ impl Daemon {
         self.start_again();
     }
 
-    /// SIGKILLs the daemon and then every process below the home (the
-    /// computes), as a crash would; leaves the mounts as they are. Returns the
-    /// processes that were killed besides the daemon.
+    /// Crashes the daemon and its computes together, as a power cut would:
+    /// freezes (SIGSTOP) the daemon and every process below the home, then
+    /// SIGKILLs and reaps them all; leaves the FUSE mounts as they are.
+    /// Returns the processes killed besides the daemon.
     pub fn kill9(&mut self) -> Vec<HomeProcess> {
+        self.crash(true)
+    }
+
+    /// [`Daemon::kill9`], but the killed computes stay unreaped zombies, so
+    /// their PIDs still look alive (as under a lazily reaping init, or after
+    /// PID reuse).
+    pub fn kill9_leaving_zombies(&mut self) -> Vec<HomeProcess> {
+        self.crash(false)
+    }
+
+    fn crash(&mut self, reap_computes: bool) -> Vec<HomeProcess> {
+        let daemon: Vec<i32> = self.child.iter().map(|c| c.id() as i32).collect();
+        let victims = procs::crash_processes_under(&self.home, &daemon, reap_computes);
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
             let _ = child.wait();
         }
-        let victims = procs::processes_under(&self.home);
         let left = procs::kill_processes_under(&self.home, Duration::from_secs(20));
         assert!(left.is_empty(), "processes survived SIGKILL: {left:?}");
         victims

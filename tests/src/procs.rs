@@ -79,18 +79,88 @@ pub fn processes_under(dir: &Path) -> Vec<HomeProcess> {
     found
 }
 
-/// SIGKILLs every process under `dir` until none is left or `timeout` passes;
-/// returns those still alive.
+/// Makes this process the subreaper of its descendants: when the daemon
+/// dies, its computes become our children, so that the harness can reap
+/// them. Without it they would wait for PID 1, which in some containers
+/// never reaps, and a zombie postmaster still "holds" its data directory.
+pub fn become_subreaper() {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+}
+
+/// Waits (up to `timeout`) until each pid is gone: reaps those that are our
+/// children, and for the others waits until /proc no longer shows them alive.
+pub fn reap(pids: &[i32], timeout: Duration) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let mut pending: Vec<i32> = pids.to_vec();
+    crate::wait_until(timeout, || {
+        pending.retain(
+            |&pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                Ok(_) => false,
+                // Not our child: gone once /proc has no live process for it.
+                Err(_) => Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid),
+            },
+        );
+        pending.is_empty()
+    });
+}
+
+/// SIGKILLs every process under `dir` until none is left or `timeout` passes,
+/// and reaps them; returns those still alive.
 pub fn kill_processes_under(dir: &Path, timeout: Duration) -> Vec<HomeProcess> {
     let mut left = Vec::new();
+    let mut killed = Vec::new();
     crate::wait_until(timeout, || {
         left = processes_under(dir);
         for p in &left {
             let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+            killed.push(p.pid);
         }
         left.is_empty()
     });
+    killed.sort_unstable();
+    killed.dedup();
+    reap(&killed, Duration::from_secs(5));
     left
+}
+
+/// Freezes (SIGSTOP) every process under `dir`, and `extra`, until no new one
+/// appears, then SIGKILLs and reaps them all: they all die at one instant, as
+/// in a machine crash, and none of them sees the others go. Returns them.
+///
+/// With `reap_computes` false, only `extra` is reaped: the others stay
+/// zombies (children of this subreaper) until the test process ends, as an
+/// unreaped postmaster does under an init that reaps lazily.
+pub fn crash_processes_under(dir: &Path, extra: &[i32], reap_computes: bool) -> Vec<HomeProcess> {
+    let mut frozen: Vec<HomeProcess> = Vec::new();
+    for &pid in extra {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
+    }
+    loop {
+        let fresh: Vec<HomeProcess> = processes_under(dir)
+            .into_iter()
+            .filter(|p| !frozen.iter().any(|f| f.pid == p.pid))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for p in &fresh {
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
+        }
+        frozen.extend(fresh);
+    }
+    let mut pids: Vec<i32> = extra.to_vec();
+    pids.extend(frozen.iter().map(|p| p.pid));
+    for &pid in &pids {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    if reap_computes {
+        reap(&pids, Duration::from_secs(10));
+    } else {
+        reap(extra, Duration::from_secs(10));
+    }
+    frozen.retain(|p| !extra.contains(&p.pid));
+    frozen
 }
 
 /// Undoes the octal escapes (`\040` for a space) of /proc/self/mountinfo.

@@ -143,3 +143,27 @@ fn crash_kill9() {
     assert!(log.contains("redo done") || log.contains("automatic recovery in progress"));
     d.check_logs();
 }
+
+/// Regression: after a crash, the branch's `postmaster.pid` names the killed
+/// postmaster; if that PID still looks alive (a zombie, or a reused PID),
+/// PostgreSQL refuses to start unless offshoot removes the stale file. See
+/// "Bugs found by e2e" in docs/contracts.md.
+#[test]
+fn crash_restart_with_stale_postmaster_pid() {
+    let mut d = Daemon::start();
+    d.psql("main", "create table t (v int); insert into t values (1)");
+    let victims = d.kill9_leaving_zombies();
+    assert!(
+        victims.iter().any(|p| p.cmdline.contains("postgres")),
+        "no PostgreSQL process was running under the home at the kill: {victims:?}"
+    );
+    d.start_again();
+    let out = d.try_psql_db("main", "postgres", "select v from t");
+    assert!(
+        out.success(),
+        "main did not start after a crash while its old postmaster PID still exists: {}",
+        out.stderr
+    );
+    assert_eq!(out.stdout.trim(), "1");
+    d.check_logs();
+}
