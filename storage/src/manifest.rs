@@ -1,27 +1,18 @@
-//! The manifest: the file `MANIFEST`, which says which branches exist, which
-//! timeline each points at, and each timeline's ancestry and layers.
-//!
-//! Layout: a 16-byte header (`OSHMANIF`, u32 format version, u32 zero), then
-//! frames `u32 len | u32 crc32(body) | body`, each body a JSON snapshot of the
-//! whole [`ManifestState`]. The last valid frame wins; a torn tail is cut off
-//! at open. Every change appends a frame and fdatasyncs before the call
-//! returns. Once the file passes a size threshold it is rewritten: the
-//! current state goes into `MANIFEST.tmp`, which is fsynced and renamed over
-//! `MANIFEST`, and the directory is fsynced.
+//! The manifest's contents: which branches exist, which timeline each
+//! points at, and each timeline's ancestry and layers ([`ManifestState`]),
+//! and the small changes ([`Delta`]) every branch-level operation commits.
+//! The file that holds them (`MANIFEST`, a snapshot followed by a log of
+//! delta batches) is owned by [`log`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod log;
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, BackendFile};
-use crate::{BranchId, LayerId, StoreError, TimelineId};
+use crate::{BranchId, LayerId, TimelineId};
 
-pub(crate) const MANIFEST: &str = "MANIFEST";
-const TMP: &str = "MANIFEST.tmp";
-const MAGIC: &[u8; 8] = b"OSHMANIF";
-const VERSION: u32 = 1;
-const HEADER: u64 = 16;
+pub(crate) use log::{ManifestLog, MANIFEST};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ManifestState {
@@ -30,9 +21,12 @@ pub(crate) struct ManifestState {
     pub next_layer: u64,
     pub branches: BTreeMap<String, BranchRecord>,
     pub timelines: BTreeMap<TimelineId, TimelineRecord>,
+    /// Branch names by id (derived, not stored).
+    #[serde(skip)]
+    names: HashMap<BranchId, String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BranchRecord {
     pub id: BranchId,
     pub parent: Option<BranchId>,
@@ -55,6 +49,53 @@ pub(crate) struct TimelineRecord {
     pub root_time: u64,
 }
 
+/// One change of the manifest. A commit is a batch of deltas, written as
+/// one frame: all of them are durable or none is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Delta {
+    BranchCreated {
+        name: String,
+        branch: BranchRecord,
+    },
+    BranchDropped {
+        name: String,
+    },
+    BranchRenamed {
+        old: String,
+        new: String,
+    },
+    /// The name now points at a fresh timeline forked off `parent`.
+    BranchReset {
+        name: String,
+        timeline: TimelineId,
+        parent: Option<BranchId>,
+        reset_at: u64,
+    },
+    Annotated {
+        name: String,
+        key: String,
+        value: Option<String>,
+    },
+    /// The timeline's open log `layer` is sealed; `open` is its new log.
+    LayerSealed {
+        timeline: TimelineId,
+        layer: LayerId,
+        open: LayerId,
+    },
+    TimelineCreated {
+        id: TimelineId,
+        ancestor: Option<(TimelineId, u64)>,
+        open: LayerId,
+        root_time: u64,
+    },
+    /// No branch points at the timeline any more: keep only its first
+    /// `keep` sealed layers (descendants read them), or forget it.
+    TimelineRetired {
+        id: TimelineId,
+        keep: Option<u64>,
+    },
+}
+
 impl ManifestState {
     pub fn alloc_layer(&mut self) -> LayerId {
         self.next_layer += 1;
@@ -71,137 +112,132 @@ impl ManifestState {
         BranchId(self.next_branch)
     }
 
+    /// O(1): a derived index.
     pub fn branch_name(&self, id: BranchId) -> Option<&str> {
-        self.branches
+        self.names.get(&id).map(String::as_str)
+    }
+
+    /// Rebuilds derived indexes after a snapshot is loaded.
+    fn reindex(&mut self) {
+        self.names = self
+            .branches
             .iter()
-            .find(|(_, b)| b.id == id)
-            .map(|(n, _)| n.as_str())
+            .map(|(n, b)| (b.id, n.clone()))
+            .collect();
     }
-}
 
-/// The open manifest file.
-pub(crate) struct ManifestLog {
-    file: Arc<dyn BackendFile>,
-    end: u64,
-    compact_bytes: u64,
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn header() -> [u8; HEADER as usize] {
-    let mut h = [0u8; HEADER as usize];
-    h[0..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    h
-}
-
-fn encode(state: &ManifestState) -> Vec<u8> {
-    // Plain data with string keys: serializing cannot fail.
-    serde_json::to_vec(state).unwrap_or_default()
-}
-
-impl ManifestLog {
-    /// Opens the manifest, creating an empty one if the store is new.
-    pub fn open(
-        backend: &dyn Backend,
-        compact_bytes: u64,
-    ) -> Result<(ManifestLog, ManifestState), StoreError> {
-        let exists = backend.list()?.iter().any(|n| n == MANIFEST);
-        if !exists {
-            let state = ManifestState::default();
-            let log = ManifestLog::rewrite(backend, &state, compact_bytes)?;
-            return Ok((log, state));
-        }
-        let file = backend.open(MANIFEST, false)?;
-        let len = file.len()?;
-        let mut bytes = vec![0u8; len as usize];
-        file.read_exact_at(&mut bytes, 0)?;
-        let corrupt = |why: &str| StoreError::corrupted(format!("{MANIFEST}: {why}"));
-        if bytes.len() < HEADER as usize || &bytes[0..8] != MAGIC {
-            return Err(corrupt("bad magic"));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != VERSION {
-            return Err(corrupt(&format!("unsupported format version {version}")));
-        }
-        let mut at = HEADER as usize;
-        let mut last = None;
-        while let Some(h) = bytes.get(at..at + 8) {
-            let n = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-            let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            let Some(body) = bytes.get(at + 8..at + 8 + n) else {
-                break;
-            };
-            if crc32fast::hash(body) != crc {
-                break;
+    /// Applies one delta. Deltas are checked by the operation that makes
+    /// them; one that names something missing changes nothing.
+    pub fn apply(&mut self, d: &Delta) {
+        match d {
+            Delta::BranchCreated { name, branch } => {
+                self.next_branch = self.next_branch.max(branch.id.0);
+                self.names.insert(branch.id, name.clone());
+                self.branches.insert(name.clone(), branch.clone());
             }
-            last = Some(body);
-            at += 8 + n;
-        }
-        let state: ManifestState = match last {
-            Some(body) => serde_json::from_slice(body)
-                .map_err(|e| corrupt(&format!("bad manifest record: {e}")))?,
-            None => return Err(corrupt("no valid record")),
-        };
-        if (at as u64) < len {
-            tracing::warn!(offset = at, len, "cutting torn tail of the manifest");
-            file.set_len(at as u64)?;
-            file.sync_data()?;
-        }
-        Ok((
-            ManifestLog {
-                file,
-                end: at as u64,
-                compact_bytes,
+            Delta::BranchDropped { name } => {
+                if let Some(b) = self.branches.remove(name) {
+                    self.names.remove(&b.id);
+                }
+            }
+            Delta::BranchRenamed { old, new } => {
+                if let Some(b) = self.branches.remove(old) {
+                    self.names.insert(b.id, new.clone());
+                    self.branches.insert(new.clone(), b);
+                }
+            }
+            Delta::BranchReset {
+                name,
+                timeline,
+                parent,
+                reset_at,
+            } => {
+                if let Some(b) = self.branches.get_mut(name) {
+                    b.timeline = *timeline;
+                    b.parent = *parent;
+                    b.reset_at = Some(*reset_at);
+                }
+            }
+            Delta::Annotated { name, key, value } => {
+                if let Some(b) = self.branches.get_mut(name) {
+                    match value {
+                        Some(v) => b.annotations.insert(key.clone(), v.clone()),
+                        None => b.annotations.remove(key),
+                    };
+                }
+            }
+            Delta::LayerSealed {
+                timeline,
+                layer,
+                open,
+            } => {
+                self.next_layer = self.next_layer.max(open.0).max(layer.0);
+                if let Some(t) = self.timelines.get_mut(timeline) {
+                    t.layers.push(*layer);
+                    t.open = Some(*open);
+                }
+            }
+            Delta::TimelineCreated {
+                id,
+                ancestor,
+                open,
+                root_time,
+            } => {
+                self.next_timeline = self.next_timeline.max(id.0);
+                self.next_layer = self.next_layer.max(open.0);
+                self.timelines.insert(
+                    *id,
+                    TimelineRecord {
+                        ancestor: *ancestor,
+                        layers: Vec::new(),
+                        open: Some(*open),
+                        root_time: *root_time,
+                    },
+                );
+            }
+            Delta::TimelineRetired { id, keep } => match keep {
+                Some(n) => {
+                    if let Some(t) = self.timelines.get_mut(id) {
+                        t.layers.truncate(*n as usize);
+                        t.open = None;
+                    }
+                }
+                None => {
+                    self.timelines.remove(id);
+                }
             },
-            state,
-        ))
-    }
-
-    fn rewrite(
-        backend: &dyn Backend,
-        state: &ManifestState,
-        compact_bytes: u64,
-    ) -> Result<ManifestLog, StoreError> {
-        let _ = backend.remove(TMP);
-        let file = backend.open(TMP, true)?;
-        let mut bytes = header().to_vec();
-        bytes.extend_from_slice(&frame(&encode(state)));
-        file.write_all_at(&bytes, 0)?;
-        file.sync_data()?;
-        backend.rename(TMP, MANIFEST)?;
-        backend.sync_dir()?;
-        Ok(ManifestLog {
-            file,
-            end: bytes.len() as u64,
-            compact_bytes,
-        })
-    }
-
-    /// Makes `state` the durable manifest.
-    pub fn commit(
-        &mut self,
-        backend: &dyn Backend,
-        state: &ManifestState,
-    ) -> Result<(), StoreError> {
-        if self.end > self.compact_bytes {
-            *self = ManifestLog::rewrite(backend, state, self.compact_bytes)?;
-            return Ok(());
         }
-        let rec = frame(&encode(state));
-        self.file.write_all_at(&rec, self.end)?;
-        self.file.sync_data()?;
-        self.end += rec.len() as u64;
-        Ok(())
     }
+}
 
-    pub fn bytes(&self) -> u64 {
-        self.end
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_keep_the_name_index_in_step() {
+        let mut s = ManifestState::default();
+        let id = s.alloc_branch();
+        let rec = BranchRecord {
+            id,
+            parent: None,
+            timeline: TimelineId(1),
+            created_at: 0,
+            reset_at: None,
+            annotations: BTreeMap::new(),
+        };
+        s.apply(&Delta::BranchCreated {
+            name: "a".into(),
+            branch: rec,
+        });
+        assert_eq!(s.branch_name(id), Some("a"));
+        s.apply(&Delta::BranchRenamed {
+            old: "a".into(),
+            new: "b".into(),
+        });
+        assert_eq!(s.branch_name(id), Some("b"));
+        assert!(s.branches.contains_key("b") && !s.branches.contains_key("a"));
+        s.apply(&Delta::BranchDropped { name: "b".into() });
+        assert_eq!(s.branch_name(id), None);
     }
 }

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 
 use crate::backend::{Backend, DiskBackend};
 use crate::layer::{self, Layer, SealInput};
-use crate::manifest::{BranchRecord, ManifestLog, ManifestState, TimelineRecord};
+use crate::manifest::{BranchRecord, Delta, ManifestLog, ManifestState};
 use crate::record::MetaOp;
 use crate::timeline::{OpenLog, Timeline, Writer};
 use crate::tree::{now, time, Tree};
@@ -37,6 +37,14 @@ pub(crate) struct Catalog {
     live: HashMap<TimelineId, Arc<Timeline>>,
     /// Every layer the manifest lists.
     layers: HashMap<LayerId, Arc<Layer>>,
+}
+
+/// A seal whose log is flushed and whose manifest delta is not yet
+/// committed.
+struct SealPlan {
+    old: Arc<Layer>,
+    new: Arc<Layer>,
+    delta: Delta,
 }
 
 macro_rules! failpoint {
@@ -97,18 +105,19 @@ impl Shared {
         )
     }
 
-    /// Seals the open log of `tl` (if it holds any record) and starts a new
-    /// one. Returns the number of sealed layers of `tl` afterwards.
-    fn seal(&self, cat: &mut Catalog, tl: &Arc<Timeline>) -> Result<u64, StoreError> {
-        let mut w = tl.writer.lock();
-        let sealed_now = cat
-            .state
-            .timelines
-            .get(&tl.id)
-            .map(|r| r.layers.len() as u64)
-            .ok_or_else(|| StoreError::corrupted(format!("timeline {} not in manifest", tl.id)))?;
+    /// First half of a seal of `tl`'s open log, under its append lock `w`:
+    /// appends marker, meta section, index and footer, flushes the log
+    /// (its one fdatasync), and creates the next open log (no flush). The
+    /// caller commits the returned delta and then calls `finish_seal`.
+    /// `None`: nothing was appended since the last seal, nothing to do.
+    fn prepare_seal(
+        &self,
+        cat: &mut Catalog,
+        tl: &Timeline,
+        w: &mut Writer,
+    ) -> Result<Option<SealPlan>, StoreError> {
         if w.records == 0 {
-            return Ok(sealed_now);
+            return Ok(None);
         }
         let old = w.log.layer.clone();
         let tail = layer::seal_tail(&SealInput {
@@ -120,44 +129,90 @@ impl Shared {
         w.log.flush()?;
         failpoint!(self, "seal-before-manifest");
         let new = self.create_log(cat)?;
-        let mut next = cat.state.clone();
-        if let Some(rec) = next.timelines.get_mut(&tl.id) {
-            rec.layers.push(old.id);
-            rec.open = Some(new.id);
-        }
-        cat.log.commit(&*self.backend, &next)?;
-        cat.state = next;
-        cat.layers.insert(new.id, new.clone());
-        old.map_sealed()?;
-        tracing::debug!(timeline = %tl.id, layer = %old.name, "sealed layer");
-        *w = self.open_log(new);
-        Ok(sealed_now + 1)
+        let delta = Delta::LayerSealed {
+            timeline: tl.id,
+            layer: old.id,
+            open: new.id,
+        };
+        Ok(Some(SealPlan { old, new, delta }))
     }
 
-    /// A new timeline forked off `parent`'s current state (or a fresh root).
+    /// Second half of a seal, once its delta is durable: switches the
+    /// timeline to the new log and reads the sealed one through a mapping.
+    fn finish_seal(&self, cat: &mut Catalog, tl: &Timeline, w: &mut Writer, plan: SealPlan) {
+        cat.layers.insert(plan.new.id, plan.new.clone());
+        *w = self.open_log(plan.new);
+        if let Err(e) = plan.old.map_sealed() {
+            // Reads fall back to positional reads of the file.
+            tracing::warn!(layer = %plan.old.name, error = %e, "mapping a sealed layer failed");
+        }
+        tracing::debug!(timeline = %tl.id, layer = %plan.old.name, "sealed layer");
+    }
+
+    /// Seals the open log of `tl` (if it holds any record) and starts a new
+    /// one: one flush of the log, one of the manifest.
+    fn seal(&self, cat: &mut Catalog, tl: &Arc<Timeline>) -> Result<(), StoreError> {
+        let mut w = tl.writer.lock();
+        let Some(plan) = self.prepare_seal(cat, tl, &mut w)? else {
+            return Ok(());
+        };
+        let Catalog { log, state, .. } = &mut *cat;
+        log.commit(&*self.backend, state, std::slice::from_ref(&plan.delta))?;
+        self.finish_seal(cat, tl, &mut w, plan);
+        Ok(())
+    }
+
+    /// Forks a new timeline off `parent`'s current state (or a fresh root)
+    /// and commits it with `more` (the branch-level deltas of the caller,
+    /// given the new timeline's id) as one manifest batch. Costs: the
+    /// parent's seal (one log flush, skipped when nothing was appended
+    /// since its last seal) and one manifest flush. Nothing here is O(number
+    /// of branches, layers or pages) but the seal's index of the parent's
+    /// unsealed pages.
     fn fork(
         &self,
         cat: &mut Catalog,
         parent: Option<&Arc<Timeline>>,
-    ) -> Result<(TimelineId, TimelineRecord, Tree, Arc<Layer>), StoreError> {
+        more: impl FnOnce(TimelineId) -> Vec<Delta>,
+    ) -> Result<Arc<Timeline>, StoreError> {
         let created = now();
-        let (ancestor, tree) = match parent {
-            Some(p) => {
-                let count = self.seal(cat, p)?;
-                let tree = p.tree.read().clone();
-                (Some((p.id, count)), tree)
+        let mut deltas = Vec::with_capacity(3);
+        let mut guard = parent.map(|p| p.writer.lock());
+        let (ancestor, tree, plan) = match (parent, guard.as_deref_mut()) {
+            (Some(p), Some(w)) => {
+                let sealed = cat
+                    .state
+                    .timelines
+                    .get(&p.id)
+                    .map(|r| r.layers.len() as u64);
+                let sealed = sealed.ok_or_else(|| {
+                    StoreError::corrupted(format!("timeline {} not in manifest", p.id))
+                })?;
+                let plan = self.prepare_seal(cat, p, w)?;
+                if let Some(plan) = &plan {
+                    deltas.push(plan.delta.clone());
+                }
+                let count = sealed + u64::from(plan.is_some());
+                (Some((p.id, count)), p.tree.read().clone(), plan)
             }
-            None => (None, Tree::new_root(created)),
+            _ => (None, Tree::new_root(created), None),
         };
         let open = self.create_log(cat)?;
         let id = cat.state.alloc_timeline();
-        let rec = TimelineRecord {
+        deltas.push(Delta::TimelineCreated {
+            id,
             ancestor,
-            layers: Vec::new(),
-            open: Some(open.id),
+            open: open.id,
             root_time: created,
-        };
-        Ok((id, rec, tree, open))
+        });
+        deltas.extend(more(id));
+        let Catalog { log, state, .. } = &mut *cat;
+        log.commit(&*self.backend, state, &deltas)?;
+        if let (Some(p), Some(w), Some(plan)) = (parent, guard.as_deref_mut(), plan) {
+            self.finish_seal(cat, p, w, plan);
+        }
+        drop(guard);
+        self.start_timeline(cat, id, tree, open)
     }
 
     /// Brings a forked timeline to life: orphans of the parent (files open
@@ -181,6 +236,12 @@ impl Shared {
         }
         cat.live.insert(id, tl.clone());
         Ok(tl)
+    }
+
+    /// Makes `deltas` durable and applies them to the catalog's state.
+    fn commit(&self, cat: &mut Catalog, deltas: &[Delta]) -> Result<(), StoreError> {
+        let Catalog { log, state, .. } = cat;
+        log.commit(&*self.backend, state, deltas)
     }
 
     fn info(state: &ManifestState, name: &str) -> Result<BranchInfo, StoreError> {
@@ -265,24 +326,20 @@ impl Store {
             ),
             None => (None, None),
         };
-        let (tid, trec, tree, open) = sh.fork(&mut cat, parent_tl.as_ref())?;
-        let mut next = cat.state.clone();
-        next.timelines.insert(tid, trec);
-        let id = next.alloc_branch();
-        next.branches.insert(
-            name.to_string(),
-            BranchRecord {
-                id,
-                parent: parent_id,
-                timeline: tid,
-                created_at: now(),
-                reset_at: None,
-                annotations: BTreeMap::new(),
-            },
-        );
-        cat.log.commit(&*sh.backend, &next)?;
-        cat.state = next;
-        sh.start_timeline(&mut cat, tid, tree, open)?;
+        let id = cat.state.alloc_branch();
+        sh.fork(&mut cat, parent_tl.as_ref(), |timeline| {
+            vec![Delta::BranchCreated {
+                name: name.to_string(),
+                branch: BranchRecord {
+                    id,
+                    parent: parent_id,
+                    timeline,
+                    created_at: now(),
+                    reset_at: None,
+                    annotations: BTreeMap::new(),
+                },
+            }]
+        })?;
         Shared::info(&cat.state, name)
     }
 
@@ -291,14 +348,17 @@ impl Store {
     pub fn drop_branch(&self, name: &str) -> Result<(), StoreError> {
         let sh = &self.shared;
         let mut cat = sh.cat.lock();
-        let mut next = cat.state.clone();
-        let rec = next
+        let timeline = cat
+            .state
             .branches
-            .remove(name)
+            .get(name)
+            .map(|r| r.timeline)
             .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
-        cat.log.commit(&*sh.backend, &next)?;
-        cat.state = next;
-        if let Some(tl) = cat.live.remove(&rec.timeline) {
+        let delta = Delta::BranchDropped {
+            name: name.to_string(),
+        };
+        sh.commit(&mut cat, &[delta])?;
+        if let Some(tl) = cat.live.remove(&timeline) {
             tl.retired.store(true, Ordering::Release);
         }
         Ok(())
@@ -335,20 +395,21 @@ impl Store {
         }
         let parent_tl = Shared::live_timeline(&cat, &parent_name)?;
         let parent_id = cat.state.branches.get(&parent_name).map(|r| r.id);
-        let (tid, trec, tree, open) = sh.fork(&mut cat, Some(&parent_tl))?;
-        let mut next = cat.state.clone();
-        next.timelines.insert(tid, trec);
-        if let Some(b) = next.branches.get_mut(name) {
-            b.timeline = tid;
-            b.reset_at = Some(now());
-            b.parent = parent_id;
-        }
-        cat.log.commit(&*sh.backend, &next)?;
-        cat.state = next;
+        let tl = sh.fork(&mut cat, Some(&parent_tl), |timeline| {
+            vec![Delta::BranchReset {
+                name: name.to_string(),
+                timeline,
+                parent: parent_id,
+                reset_at: now(),
+            }]
+        })?;
+        debug_assert_eq!(
+            cat.state.branches.get(name).map(|b| b.timeline),
+            Some(tl.id)
+        );
         if let Some(old) = cat.live.remove(&rec.timeline) {
             old.retired.store(true, Ordering::Release);
         }
-        sh.start_timeline(&mut cat, tid, tree, open)?;
         Shared::info(&cat.state, name)
     }
 
@@ -359,14 +420,16 @@ impl Store {
         if old != new && cat.state.branches.contains_key(new) {
             return Err(StoreError::BranchExists(new.to_string()));
         }
-        let mut next = cat.state.clone();
-        let rec = next
-            .branches
-            .remove(old)
-            .ok_or_else(|| StoreError::BranchNotFound(old.to_string()))?;
-        next.branches.insert(new.to_string(), rec);
-        cat.log.commit(&*sh.backend, &next)?;
-        cat.state = next;
+        if !cat.state.branches.contains_key(old) {
+            return Err(StoreError::BranchNotFound(old.to_string()));
+        }
+        if old != new {
+            let delta = Delta::BranchRenamed {
+                old: old.to_string(),
+                new: new.to_string(),
+            };
+            sh.commit(&mut cat, &[delta])?;
+        }
         Shared::info(&cat.state, new)
     }
 
@@ -379,17 +442,15 @@ impl Store {
     ) -> Result<BranchInfo, StoreError> {
         let sh = &self.shared;
         let mut cat = sh.cat.lock();
-        let mut next = cat.state.clone();
-        let rec = next
-            .branches
-            .get_mut(name)
-            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
-        match value {
-            Some(v) => rec.annotations.insert(key.to_string(), v.to_string()),
-            None => rec.annotations.remove(key),
+        if !cat.state.branches.contains_key(name) {
+            return Err(StoreError::BranchNotFound(name.to_string()));
+        }
+        let delta = Delta::Annotated {
+            name: name.to_string(),
+            key: key.to_string(),
+            value: value.map(str::to_string),
         };
-        cat.log.commit(&*sh.backend, &next)?;
-        cat.state = next;
+        sh.commit(&mut cat, &[delta])?;
         Shared::info(&cat.state, name)
     }
 

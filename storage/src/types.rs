@@ -108,7 +108,8 @@ pub struct StorageUsage {
 pub struct StoreOptions {
     /// An open layer is sealed once its log grows past this many bytes.
     pub seal_threshold_bytes: u64,
-    /// The manifest log is rewritten once it grows past this many bytes.
+    /// The manifest's delta log is compacted into a snapshot once it grows
+    /// past this many bytes (and past the size of the snapshot itself).
     pub manifest_compact_bytes: u64,
     /// Failpoints (tests only).
     #[cfg(feature = "testing")]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::Catalog;
 use crate::backend::Backend;
 use crate::layer;
-use crate::manifest::{ManifestState, MANIFEST};
+use crate::manifest::{Delta, ManifestState};
 use crate::{GcReport, LayerId, StorageUsage, StoreError, TimelineId};
 
 /// For each layer, the names of the branches that can read it.
@@ -50,40 +50,45 @@ pub(super) fn collect(backend: &dyn Backend, cat: &mut Catalog) -> Result<GcRepo
             *n = (*n).max(k);
         }
     }
-    let mut next = cat.state.clone();
+    // Dead timelines: trim to the needed prefix, or forget.
+    let mut deltas = Vec::new();
+    let mut kept: BTreeSet<LayerId> = BTreeSet::new();
     let mut report = GcReport::default();
-    next.timelines.retain(|tid, rec| {
+    for (tid, rec) in &cat.state.timelines {
         if live.contains(tid) {
-            return true;
+            kept.extend(rec.layers.iter().chain(rec.open.iter()).copied());
+            continue;
         }
         match need.get(tid) {
-            Some(n) => {
-                rec.layers.truncate(*n as usize);
-                rec.open = None;
-                true
+            Some(&n) => {
+                kept.extend(rec.layers.iter().take(n as usize).copied());
+                if rec.open.is_some() || rec.layers.len() as u64 > n {
+                    deltas.push(Delta::TimelineRetired {
+                        id: *tid,
+                        keep: Some(n),
+                    });
+                }
             }
             None => {
                 report.timelines_removed += 1;
-                false
+                deltas.push(Delta::TimelineRetired {
+                    id: *tid,
+                    keep: None,
+                });
             }
         }
-    });
-    let kept: BTreeSet<LayerId> = next
-        .timelines
-        .values()
-        .flat_map(|r| r.layers.iter().chain(r.open.iter()).copied())
-        .collect();
+    }
     let doomed: Vec<LayerId> = cat
         .layers
         .keys()
         .filter(|id| !kept.contains(id))
         .copied()
         .collect();
-    if doomed.is_empty() && report.timelines_removed == 0 {
+    if doomed.is_empty() && deltas.is_empty() {
         return Ok(report);
     }
-    cat.log.commit(backend, &next)?;
-    cat.state = next;
+    let Catalog { log, state, .. } = &mut *cat;
+    log.commit(backend, state, &deltas)?;
     for id in doomed {
         if let Some(layer) = cat.layers.remove(&id) {
             report.bytes_removed += layer.bytes_on_disk();
@@ -116,6 +121,5 @@ pub(super) fn usage(cat: &Catalog) -> StorageUsage {
             }
         }
     }
-    let _ = MANIFEST;
     usage
 }
