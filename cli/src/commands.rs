@@ -86,6 +86,10 @@ pub enum Command {
     Status(status::StatusArgs),
     Psql(psql::PsqlArgs),
     Completions(completions::CompletionsArgs),
+    #[command(after_long_help = "\
+Examples:
+  offshoot bench --quick
+  offshoot bench --size 1 --sizes 1,5 --out bench-results --plot")]
     Bench(crate::bench::BenchArgs),
 }
 
