@@ -7,11 +7,16 @@
 //! log file. It then probes the socket with a real SCRAM login as
 //! [`crate::INTERNAL_ROLE`] until one succeeds (see `compute/ready.rs`).
 //!
+//! A `postmaster.pid` left by a crash that names a process which is not a
+//! postmaster of this data directory (a zombie, a reused pid) is removed
+//! first (see `compute/pidfile.rs`).
+//!
 //! [`Compute::stop`] is a fast shutdown (SIGINT) and a wait; after the timeout
 //! an immediate shutdown (SIGQUIT), then SIGKILL to the whole group. Dropping
 //! a `Compute` that was not stopped SIGKILLs its process group: no `postgres`
 //! outlives its owner. PostgreSQL's own crash recovery runs on the next start.
 
+mod pidfile;
 mod ready;
 
 use std::fs::{self, File, OpenOptions};
@@ -96,6 +101,12 @@ impl Compute {
         write_hba(&spec.hba_file, run_as)?;
         prepare_socket_dir(&spec.socket_dir, run_as)?;
         let (log, log_offset) = open_log(&spec)?;
+        if pidfile::clear_stale(&spec.datadir)? {
+            log_note(
+                &spec.log_file,
+                "removed a stale postmaster.pid left by a crash",
+            );
+        }
 
         let mut cmd = command_as(&bins.tool("postgres"), run_as, Path::new("/"));
         cmd.arg("-D").arg(&spec.datadir);
@@ -329,4 +340,15 @@ fn open_log(spec: &ComputeSpec) -> Result<(File, u64), ComputeError> {
     )
     .map_err(|e| ComputeError::io(what(), e))?;
     Ok((f, offset))
+}
+
+/// Appends one offshoot line to the branch's log, next to PostgreSQL's own.
+pub(crate) fn log_note(path: &Path, msg: &str) {
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new().append(true).create(true).open(path)?;
+        writeln!(f, "---- offshoot: {msg} ----")
+    };
+    if let Err(e) = write() {
+        tracing::warn!(log = %path.display(), error = %e, "could not write to compute log");
+    }
 }

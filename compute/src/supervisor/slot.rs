@@ -1,16 +1,13 @@
 //! The slot loop: owns one branch's [`Compute`] from its first start until it
 //! is stopped or given up on. See the parent module for the policy.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
 use super::{Launch, RunningCompute, Status, StopRequest};
-use crate::compute::{Compute, ComputeSpec};
+use crate::compute::{log_note, Compute, ComputeSpec};
 use crate::error::ComputeError;
 
 enum Event {
@@ -71,7 +68,7 @@ pub(super) async fn run(
                     }
                     Restart::GaveUp(reason) => {
                         tracing::error!(branch = %name, %reason, "giving up on compute");
-                        log_line(&spec.log_file, &format!("giving up: {reason}"));
+                        log_note(&spec.log_file, &format!("giving up: {reason}"));
                         status.send_replace(Status::Failed(reason));
                         return;
                     }
@@ -111,7 +108,7 @@ async fn restart(
             .saturating_mul(1 << shift)
             .min(opts.restart_backoff_max);
         tracing::warn!(branch = %spec.name, attempt = *failures, ?delay, reason = %last_error, "restarting postgres");
-        log_line(
+        log_note(
             &spec.log_file,
             &format!(
                 "{last_error}; restarting in {delay:?} (attempt {})",
@@ -165,16 +162,5 @@ fn answer(
     stops.close();
     while let Ok(more) = stops.try_recv() {
         let _ = more.reply.send(Ok(()));
-    }
-}
-
-/// Appends one offshoot line to the branch's log, next to PostgreSQL's own.
-fn log_line(path: &Path, msg: &str) {
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new().append(true).create(true).open(path)?;
-        writeln!(f, "---- offshoot: {msg} ----")
-    };
-    if let Err(e) = write() {
-        tracing::warn!(log = %path.display(), error = %e, "could not write to compute log");
     }
 }

@@ -247,3 +247,78 @@ async fn pg_dropping_a_running_compute_kills_it() {
     let log = read_log(&spec);
     assert!(log.contains("received immediate shutdown request"), "{log}");
 }
+
+/// After a crash, `postmaster.pid` may name a pid that is alive but is no
+/// postmaster of this data directory (a zombie not yet reaped, a reused pid):
+/// PostgreSQL alone would refuse to start forever.
+#[tokio::test]
+async fn pg_stale_postmaster_pid_does_not_block_a_start() {
+    let env = TestEnv::new();
+    let spec = env.init("main").await;
+    let crashed = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect("start");
+    drop(crashed); // SIGKILL to the whole group: a crash
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while !crate::support::postmasters(&spec.datadir).is_empty() {
+        assert!(Instant::now() < deadline, "postgres survived SIGKILL");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pidfile = spec.datadir.join("postmaster.pid");
+    let old = std::fs::read_to_string(&pidfile).expect("a crash leaves postmaster.pid");
+    // A live process of the PostgreSQL user (PostgreSQL treats processes it
+    // may not signal as gone) that is not a postmaster takes over the pid.
+    let mut sleep = tokio::process::Command::new("sleep");
+    sleep.arg("60").kill_on_drop(true);
+    if env.run_as.needs_switch() {
+        sleep.uid(env.run_as.uid).gid(env.run_as.gid);
+    }
+    let unrelated = sleep.spawn().expect("spawn sleep");
+    let other_pid = unrelated.id().expect("pid");
+    let rest: Vec<&str> = old.lines().skip(1).collect();
+    std::fs::write(&pidfile, format!("{other_pid}\n{}\n", rest.join("\n"))).expect("rewrite");
+
+    let compute = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect("a stale postmaster.pid must not block the start");
+    assert!(read_log(&spec).contains("removed a stale postmaster.pid"));
+
+    // A second postmaster on a running data directory is still refused, and
+    // the running one is left alone.
+    let err = Compute::start(
+        &env.bins,
+        &env.run_as,
+        spec.clone(),
+        &env.secrets,
+        READY_TIMEOUT,
+    )
+    .await
+    .expect_err("the data directory is in use");
+    assert!(err.to_string().contains("lock file"), "{err}");
+    assert_eq!(
+        crate::support::postmasters(&spec.datadir),
+        vec![compute.pid()]
+    );
+    let client = connect(
+        compute.socket_dir(),
+        "postgres",
+        &env.secrets.postgres_password,
+    )
+    .await
+    .expect("the running compute still answers");
+    client.close().await;
+    compute.stop(STOP_TIMEOUT).await.expect("stop");
+    drop(unrelated);
+}
