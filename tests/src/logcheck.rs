@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 /// Errors every test accepts. A test that provokes an error (a bad query, a
 /// wrong password, a cancelled statement) allows it by name.
 ///
+/// - A fast shutdown (the daemon stopping, or a compute stopping when idle)
+///   ends running autovacuum workers, which PostgreSQL logs as FATAL.
 /// - The compute's readiness probe connects as the internal role while
 ///   PostgreSQL starts or recovers, which PostgreSQL logs as FATAL. Only for
 ///   that role: a client seeing it would mean the proxy routed too early.
 pub const DEFAULT_ALLOWED: &[&str] = &[
+    r"FATAL:  terminating autovacuum process due to administrator command",
     r"offshoot_system@\S+ FATAL:  the database system is (starting up|not yet accepting connections)",
 ];
 
