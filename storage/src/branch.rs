@@ -107,7 +107,13 @@ impl Branch {
                 match loc {
                     Some(loc) => {
                         let mut scratch = std::mem::take(&mut w.scratch);
-                        let res = loc.layer.read_page(loc.offset, id, page, 0, &mut scratch);
+                        let res = self.shared.counters.check(loc.layer.read_page(
+                            loc.offset,
+                            id,
+                            page,
+                            0,
+                            &mut scratch,
+                        ));
                         scratch[(s % PS) as usize..].fill(0);
                         let keep = !is_zero(&scratch);
                         w.scratch = scratch;
@@ -120,7 +126,10 @@ impl Branch {
             _ => None,
         };
         match tail {
-            Some(page) => self.tl.truncate_with_page(&mut w, op, id, page)?,
+            Some(page) => {
+                self.tl.truncate_with_page(&mut w, op, id, page)?;
+                self.shared.counters.write(1, 0);
+            }
             None => {
                 self.tl.meta(&mut w, op)?;
             }
@@ -269,15 +278,19 @@ impl Branch {
         }
         let n = (size - offset).min(buf.len() as u64) as usize;
         let mut done = 0usize;
+        let mut pages_read = 0u64;
         while done < n {
             let pos = offset + done as u64;
             let page = PageNo(pos / PS);
             let from = (pos % PS) as usize;
             let len = (PAGE_SIZE - from).min(n - done);
             let loc = pages.as_ref().and_then(|m| m.get(&page));
-            Timeline::read_page_from(loc, id, page, from, &mut buf[done..done + len])?;
+            let res = Timeline::read_page_from(loc, id, page, from, &mut buf[done..done + len]);
+            self.shared.counters.check(res)?;
             done += len;
+            pages_read += 1;
         }
+        self.shared.counters.read(pages_read, n as u64);
         Ok(n)
     }
 
@@ -350,6 +363,7 @@ impl Branch {
             Ok(())
         })();
         w.scratch = scratch;
+        let res = self.shared.counters.check(res);
         if let Err(e) = res.and_then(|()| w.flush_buf()) {
             w.buf.clear();
             return Err(e);
@@ -375,6 +389,9 @@ impl Branch {
         for &(page, off) in &pending {
             w.note_page(id, page, off);
         }
+        self.shared
+            .counters
+            .write(pending.len() as u64, data.len() as u64);
         w.pending = pending;
         let over = w.end > self.shared.seal_threshold();
         drop(guard);
@@ -400,7 +417,10 @@ impl Branch {
     /// device flush.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.tl.check_live()?;
-        self.tl.sync()
+        let start = std::time::Instant::now();
+        let res = self.tl.sync();
+        self.shared.counters.sync(start.elapsed());
+        res
     }
 
     pub fn statfs(&self) -> StatFs {

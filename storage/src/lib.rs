@@ -13,6 +13,7 @@ mod failpoint;
 mod ids;
 mod layer;
 mod manifest;
+mod metrics;
 mod record;
 mod store;
 mod timeline;
@@ -25,6 +26,7 @@ pub use error::StoreError;
 #[cfg(feature = "testing")]
 pub use failpoint::Failpoints;
 pub use ids::{BranchId, FileId, LayerId, PageNo, Seq, TimelineId};
+pub use metrics::{StoreMetrics, SYNC_BUCKET_BOUNDS_US};
 pub use store::Store;
 pub use types::{
     BranchInfo, DirEntry, FileAttr, FileKind, GcReport, RenameFlags, SetAttr, StatFs, StorageUsage,

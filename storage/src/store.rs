@@ -16,11 +16,13 @@ use parking_lot::Mutex;
 use crate::backend::{Backend, DiskBackend};
 use crate::layer::{self, Layer, SealInput};
 use crate::manifest::{BranchRecord, Delta, ManifestLog, ManifestState};
+use crate::metrics::Counters;
 use crate::record::MetaOp;
 use crate::timeline::{OpenLog, Timeline, Writer};
 use crate::tree::{now, time, Tree};
 use crate::{
-    Branch, BranchInfo, GcReport, LayerId, StorageUsage, StoreError, StoreOptions, TimelineId,
+    Branch, BranchInfo, GcReport, LayerId, StorageUsage, StoreError, StoreMetrics, StoreOptions,
+    TimelineId,
 };
 
 /// State shared by the store and its branch handles.
@@ -28,6 +30,7 @@ pub(crate) struct Shared {
     backend: Arc<dyn Backend>,
     opts: StoreOptions,
     cat: Mutex<Catalog>,
+    pub(crate) counters: Counters,
 }
 
 pub(crate) struct Catalog {
@@ -146,6 +149,7 @@ impl Shared {
             // Reads fall back to positional reads of the file.
             tracing::warn!(layer = %plan.old.name, error = %e, "mapping a sealed layer failed");
         }
+        self.counters.seal();
         tracing::debug!(timeline = %tl.id, layer = %plan.old.name, "sealed layer");
     }
 
@@ -301,6 +305,7 @@ impl Store {
                 backend,
                 opts,
                 cat: Mutex::new(cat),
+                counters: Counters::default(),
             }),
         })
     }
@@ -486,6 +491,12 @@ impl Store {
         let sh = &self.shared;
         let mut cat = sh.cat.lock();
         gc::collect(&*sh.backend, &mut cat)
+    }
+
+    /// Counters since the store was opened (page reads and writes, bytes,
+    /// syncs and their latency, seals, corrupted reads). Lock-free.
+    pub fn metrics(&self) -> StoreMetrics {
+        self.shared.counters.snapshot()
     }
 
     /// Bytes on disk in all, and per branch the bytes of layers only it can read.
