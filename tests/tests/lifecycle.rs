@@ -12,7 +12,7 @@ fn postmasters_of(d: &Daemon, branch: &str) -> usize {
     let mnt = mnt.to_string_lossy().into_owned();
     d.postmasters()
         .iter()
-        .filter(|p| p.cmdline.contains(&mnt))
+        .filter(|p| p.cmdline.split(' ').any(|arg| arg == mnt))
         .count()
 }
 
