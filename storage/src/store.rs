@@ -40,6 +40,9 @@ pub(crate) struct Catalog {
     live: HashMap<TimelineId, Arc<Timeline>>,
     /// Every layer the manifest lists.
     layers: HashMap<LayerId, Arc<Layer>>,
+    /// Timelines that read a damaged sealed layer (found at open), with
+    /// the reason: their branches answer `Corrupted`.
+    broken: HashMap<TimelineId, String>,
 }
 
 /// A seal whose log is flushed and whose manifest delta is not yet
@@ -272,6 +275,11 @@ impl Shared {
             .branches
             .get(name)
             .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        if let Some(why) = cat.broken.get(&rec.timeline) {
+            return Err(StoreError::Corrupted {
+                what: format!("branch {name:?} reads a damaged layer: {why}"),
+            });
+        }
         cat.live.get(&rec.timeline).cloned().ok_or_else(|| {
             StoreError::corrupted(format!("timeline {} of {name:?} not loaded", rec.timeline))
         })

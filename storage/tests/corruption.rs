@@ -1,6 +1,7 @@
 //! Corruption: flipped bytes in sealed layers (page data, index, footer)
 //! and in open logs. Reads of an affected page answer `Corrupted`, a
-//! damaged sealed index or footer refuses to open, a damaged open-log tail
+//! damaged sealed index or footer fails the branches that read that layer
+//! (the others open), a damaged open-log tail
 //! is cut with every earlier record kept; never wrong bytes.
 
 use std::ffi::OsStr;
@@ -94,20 +95,57 @@ fn flipped_page_data_in_a_sealed_layer_reads_as_corrupted() {
 }
 
 #[test]
-fn flipped_index_or_footer_of_a_sealed_layer_refuses_to_open() {
+fn flipped_index_or_footer_of_a_sealed_layer_fails_only_the_branches_reading_it() {
     for from_end in [64 + 10, 30, 3] {
         // 74: inside the index section; 30 and 3: inside the footer.
-        let (backend, store, _) = setup(3);
-        store.create_branch("child", Some("main")).unwrap();
-        drop(store);
+        let backend = Arc::new(MemoryBackend::new());
+        let store = Store::open_with_backend(backend.clone(), opts()).unwrap();
+        store.create_branch("main", None).unwrap();
+        // Forked before main wrote anything: reads none of main's layers.
+        store.create_branch("early", Some("main")).unwrap();
+        let main = store.branch("main").unwrap();
+        let f = main
+            .create(FileId::ROOT, OsStr::new("f"), FileKind::File, 0o600, 0, 0)
+            .unwrap()
+            .id;
+        main.write(f, 0, &vec![1u8; 3 * PS]).unwrap();
+        main.sync().unwrap();
+        store.create_branch("other", None).unwrap();
+        let other = store.branch("other").unwrap();
+        let g = other
+            .create(FileId::ROOT, OsStr::new("g"), FileKind::File, 0o600, 0, 0)
+            .unwrap()
+            .id;
+        other.write(g, 0, &vec![5u8; PS]).unwrap();
+        other.sync().unwrap();
+        store.create_branch("child", Some("main")).unwrap(); // seals main's log
+        drop((main, other, store));
         let sealed = layers(&backend)[0].clone();
         let len = backend.with_bytes(&sealed, |d| d.len()).unwrap();
         flip(&backend, &sealed, len - from_end);
-        match Store::open_with_backend(backend.clone(), opts()) {
-            Err(StoreError::Corrupted { what }) => assert!(what.contains(&sealed), "{what}"),
-            Err(e) => panic!("expected Corrupted, got {e}"),
-            Ok(_) => panic!("opened a store with a damaged layer ({from_end} bytes from the end)"),
+        let store = Store::open_with_backend(backend.clone(), opts())
+            .unwrap_or_else(|e| panic!("one damaged layer refused the whole store: {e}"));
+        for name in ["main", "child"] {
+            match store.branch(name) {
+                Err(StoreError::Corrupted { what }) => {
+                    assert!(what.contains(&sealed), "{name}: {what}")
+                }
+                Err(e) => panic!("{name}: expected Corrupted, got {e}"),
+                Ok(_) => {
+                    panic!("{name} opened over a damaged layer ({from_end} bytes from the end)")
+                }
+            }
         }
+        let other = store.branch("other").unwrap();
+        let mut buf = vec![0u8; PS];
+        assert_eq!(other.read(g, 0, &mut buf).unwrap(), PS);
+        assert_eq!(buf, vec![5u8; PS]);
+        let early = store.branch("early").unwrap();
+        assert!(early.readdir(FileId::ROOT).unwrap().is_empty());
+        assert!(early.lookup(FileId::ROOT, OsStr::new("f")).is_err());
+        // The damaged branches can still be dropped, and the store works on.
+        store.drop_branch("child").unwrap();
+        store.create_branch("later", Some("other")).unwrap();
     }
 }
 

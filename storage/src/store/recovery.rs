@@ -78,14 +78,34 @@ pub(super) fn recover(
 
     let mut snapshots: HashMap<(TimelineId, u64), Tree> = HashMap::new();
     let mut timelines = HashMap::new();
-    for (tid, n) in &need {
+    // Timelines that read a damaged sealed layer, with the reason; their
+    // branches answer `Corrupted`, every other branch opens.
+    let mut broken: HashMap<TimelineId, String> = HashMap::new();
+    'timelines: for (tid, n) in &need {
         let rec = &state.timelines[tid];
         let mut tree = match rec.ancestor {
-            Some(key) => snapshots.get(&key).cloned().ok_or_else(|| {
-                StoreError::corrupted(format!(
-                    "{MANIFEST}: timeline {tid} forks from unknown point {key:?}"
-                ))
-            })?,
+            Some(key) => match snapshots.get(&key) {
+                Some(t) => t.clone(),
+                None => match broken.get(&key.0) {
+                    // The fork point lies past the ancestor's damaged layer
+                    // (earlier fork points have their snapshot).
+                    Some(why) => {
+                        let why = why.clone();
+                        tracing::error!(
+                            timeline = %tid,
+                            reason = %why,
+                            "timeline reads a damaged layer of its ancestor: its branches will answer EIO"
+                        );
+                        broken.insert(*tid, why);
+                        continue 'timelines;
+                    }
+                    _ => {
+                        return Err(StoreError::corrupted(format!(
+                            "{MANIFEST}: timeline {tid} forks from unknown point {key:?}"
+                        )))
+                    }
+                },
+            },
             None => Tree::new_root(rec.root_time),
         };
         if forks.contains(&(*tid, 0)) {
@@ -98,7 +118,19 @@ pub(super) fn recover(
         }
         for (i, id) in rec.layers.iter().take(*n as usize).enumerate() {
             let layer = &layers[id];
-            load_sealed(&mut tree, layer)?;
+            if let Err(e) = load_sealed(&mut tree, layer) {
+                let StoreError::Corrupted { what } = e else {
+                    return Err(e);
+                };
+                tracing::error!(
+                    timeline = %tid,
+                    layer = %layer.name,
+                    reason = %what,
+                    "sealed layer is damaged: branches reading it will answer EIO, the others open"
+                );
+                broken.insert(*tid, what);
+                continue 'timelines;
+            }
             if forks.contains(&(*tid, i as u64 + 1)) {
                 snapshots.insert((*tid, i as u64 + 1), tree.clone());
             }
@@ -118,6 +150,7 @@ pub(super) fn recover(
         log,
         live: timelines,
         layers,
+        broken,
     })
 }
 
