@@ -87,8 +87,9 @@ pub fn become_subreaper() {
     let _ = nix::sys::prctl::set_child_subreaper(true);
 }
 
-/// Waits (up to `timeout`) until each pid is gone: reaps those that are our
-/// children, and for the others waits until /proc no longer shows them alive.
+/// Waits (up to `timeout`) until each pid has left /proc, reaping those that
+/// are our children. A killed compute becomes our child only once the daemon
+/// that spawned it is gone, so a zombie that is not ours yet is waited for.
 pub fn reap(pids: &[i32], timeout: Duration) {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let mut pending: Vec<i32> = pids.to_vec();
@@ -97,8 +98,9 @@ pub fn reap(pids: &[i32], timeout: Duration) {
             |&pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => true,
                 Ok(_) => false,
-                // Not our child: gone once /proc has no live process for it.
-                Err(_) => Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid),
+                // Not our child (yet): wait until it has left /proc; a zombie
+                // becomes ours once the daemon that spawned it is gone.
+                Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
             },
         );
         pending.is_empty()
