@@ -107,6 +107,13 @@ impl Compute {
                 "removed a stale postmaster.pid left by a crash",
             );
         }
+        let socket_lock = spec.socket_dir.join(format!(".s.PGSQL.{SOCKET_PORT}.lock"));
+        if pidfile::clear_stale_lock(&socket_lock, &spec.datadir)? {
+            log_note(
+                &spec.log_file,
+                "removed a stale socket lock file left by a crash",
+            );
+        }
 
         let mut cmd = command_as(&bins.tool("postgres"), run_as, Path::new("/"));
         cmd.arg("-D").arg(&spec.datadir);

@@ -1,7 +1,7 @@
-//! Stale `postmaster.pid` files.
+//! Stale PostgreSQL lock files: `postmaster.pid` in the data directory and
+//! `.s.PGSQL.<port>.lock` in the socket directory.
 //!
-//! PostgreSQL refuses to start while `postmaster.pid` in the data directory
-//! names a live process. After a crash that process can be a zombie nobody
+//! PostgreSQL refuses to start while either lock file names a live process. After a crash that process can be a zombie nobody
 //! has reaped yet, or an unrelated process that got the PID again, and the
 //! branch would never start. Before each start, [`clear_stale`] reads the file
 //! and removes it unless the PID is a live (not zombie) process whose working
@@ -18,8 +18,14 @@ use crate::error::ComputeError;
 /// Removes `<datadir>/postmaster.pid` when the postmaster it names is gone.
 /// Returns true if it removed one.
 pub(super) fn clear_stale(datadir: &Path) -> Result<bool, ComputeError> {
-    let path = datadir.join("postmaster.pid");
-    let text = match fs::read_to_string(&path) {
+    clear_stale_lock(&datadir.join("postmaster.pid"), datadir)
+}
+
+/// Removes the lock file at `path` (whose first line is a postmaster's PID)
+/// unless that postmaster is alive and works in `datadir`. Returns true if it
+/// removed the file.
+pub(super) fn clear_stale_lock(path: &Path, datadir: &Path) -> Result<bool, ComputeError> {
+    let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(ComputeError::io(format!("read {}", path.display()), e)),
@@ -28,8 +34,8 @@ pub(super) fn clear_stale(datadir: &Path) -> Result<bool, ComputeError> {
     if pid.is_some_and(|pid| postmaster_runs_in(pid, datadir)) {
         return Ok(false);
     }
-    tracing::warn!(file = %path.display(), ?pid, "removing stale postmaster.pid: no postmaster of this data directory runs with that pid");
-    match fs::remove_file(&path) {
+    tracing::warn!(file = %path.display(), ?pid, "removing a stale lock file: no postmaster of this data directory runs with that pid");
+    match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
         Err(e) => Err(ComputeError::io(format!("remove {}", path.display()), e)),
@@ -58,6 +64,21 @@ fn postmaster_runs_in(pid: u32, datadir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removes_a_stale_socket_lock_file() {
+        // Regression: after a crash the socket directory's lock file still
+        // names the dead postmaster and PostgreSQL refuses to start on it.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let lock = tmp.path().join(".s.PGSQL.5432.lock");
+        fs::write(
+            &lock,
+            format!("{}\n{}\n", u32::MAX - 1, tmp.path().display()),
+        )
+        .expect("write");
+        assert!(clear_stale_lock(&lock, tmp.path()).expect("clear"));
+        assert!(!lock.exists());
+    }
 
     #[test]
     fn removes_a_file_naming_an_unrelated_live_process() {
