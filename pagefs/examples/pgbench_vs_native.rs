@@ -29,6 +29,15 @@ fn tps(output: &str) -> f64 {
         .unwrap_or_else(|| panic!("no tps in pgbench output:\n{output}"))
 }
 
+fn transactions(output: &str) -> u64 {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn arg<T: std::str::FromStr>(n: usize, default: T) -> T {
     std::env::args()
         .nth(n)
@@ -98,7 +107,19 @@ fn main() {
         let mut args = vec!["-c", &c, "-j", "2", "-T", &t];
         args.extend(extra);
         let native_tps = tps(&native.pgbench(&args));
-        let fuse_tps = tps(&fuse.pgbench(&args));
+        let before = mnt.metrics();
+        let out = fuse.pgbench(&args);
+        let fuse_tps = tps(&out);
+        let after = mnt.metrics();
+        let txns = transactions(&out).max(1) as f64;
+        println!(
+            "  pagefs per transaction: {:.2} FUSE writes ({:.1} kB), {:.2} fsyncs, fsync avg {:.2} ms",
+            (after.writes - before.writes) as f64 / txns,
+            (after.write_bytes - before.write_bytes) as f64 / txns / 1024.0,
+            (after.fsyncs - before.fsyncs) as f64 / txns,
+            (after.fsync_time - before.fsync_time).as_secs_f64() * 1e3
+                / (after.fsyncs - before.fsyncs).max(1) as f64,
+        );
         println!("{label}: native {native_tps:.0} tps, pagefs {fuse_tps:.0} tps");
         rows.push((label, native_tps, fuse_tps));
     }

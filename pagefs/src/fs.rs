@@ -219,6 +219,7 @@ impl Filesystem for PageFs {
         reply: ReplyAttr,
     ) {
         tracing::debug!(ino = ino.0, ?mode, ?uid, ?gid, ?size, "setattr");
+        self.counters.setattr();
         let change = SetAttr {
             size,
             mode: mode.map(|m| m & 0o7777),

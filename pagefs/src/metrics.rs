@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     read_bytes: AtomicU64,
     writes: AtomicU64,
     write_bytes: AtomicU64,
+    setattrs: AtomicU64,
     fsyncs: AtomicU64,
     fsync_nanos: AtomicU64,
     errors: AtomicU64,
@@ -22,6 +23,9 @@ pub struct MountMetrics {
     pub read_bytes: u64,
     pub writes: u64,
     pub write_bytes: u64,
+    /// `setattr` requests (sizes, modes, owners, and the times the kernel
+    /// writes back; see `TIME_GRANULARITY` in `fs/caps.rs`).
+    pub setattrs: u64,
     /// `fsync` and `fsyncdir` requests, and the time they took in all.
     pub fsyncs: u64,
     pub fsync_time: Duration,
@@ -40,6 +44,10 @@ impl Counters {
         self.write_bytes.fetch_add(bytes as u64, Relaxed);
     }
 
+    pub(crate) fn setattr(&self) {
+        self.setattrs.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn fsync(&self, took: Duration) {
         self.fsyncs.fetch_add(1, Relaxed);
         self.fsync_nanos
@@ -56,6 +64,7 @@ impl Counters {
             read_bytes: self.read_bytes.load(Relaxed),
             writes: self.writes.load(Relaxed),
             write_bytes: self.write_bytes.load(Relaxed),
+            setattrs: self.setattrs.load(Relaxed),
             fsyncs: self.fsyncs.load(Relaxed),
             fsync_time: Duration::from_nanos(self.fsync_nanos.load(Relaxed)),
             errors: self.errors.load(Relaxed),

@@ -331,3 +331,52 @@ fn fuse_inode_numbers_modes_and_root_chmod() {
     );
     fx.mount.unmount().expect("unmount");
 }
+
+/// A commit is a write then an fdatasync, as PostgreSQL does with its WAL:
+/// each must reach the store as a write and an fsync, without a setattr of
+/// the times the write changed (one more round trip per commit) unless a
+/// second has passed.
+#[test]
+fn fuse_commits_carry_no_setattr_of_times() {
+    let fx = fixture();
+    let path = fx.mount.mountpoint().join("wal");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .expect("create");
+    file.write_all_at(&pattern(8192, 1), 0)
+        .expect("first write");
+    file.sync_all().expect("first fsync");
+
+    const COMMITS: usize = 20;
+    let before = fx.mount.metrics();
+    let started = std::time::Instant::now();
+    for i in 0..COMMITS {
+        // Overwrite the same WAL page with more records, then make it durable.
+        file.write_all_at(&pattern(512, i as u8), (i * 512) as u64)
+            .expect("write");
+        file.sync_data().expect("fdatasync");
+    }
+    let took = started.elapsed();
+    let after = fx.mount.metrics();
+    assert_eq!(
+        after.fsyncs - before.fsyncs,
+        COMMITS as u64,
+        "one FSYNC per fdatasync"
+    );
+    assert!(after.writes > before.writes, "the writes reached the store");
+    // The times change at most once a second: one setattr per second
+    // started (plus one for the boundary), not one per commit.
+    let allowed = took.as_secs() + 2;
+    let setattrs = after.setattrs - before.setattrs;
+    assert!(
+        setattrs <= allowed,
+        "{setattrs} setattrs for {COMMITS} commits in {took:?} (at most {allowed})"
+    );
+    assert_eq!(
+        store_bytes(&fx.branch, &path, fx.mount.mountpoint())[..512],
+        pattern(512, 0)[..]
+    );
+}

@@ -13,6 +13,15 @@ use fuser::{InitFlags, KernelConfig};
 /// Largest write (and read) request: 1 MiB, the kernel's default page limit.
 pub const MAX_REQUEST: u32 = 1 << 20;
 
+/// Granularity of the timestamps the kernel keeps. With the writeback cache
+/// the kernel sets mtime and ctime on every write and, when they changed,
+/// sends them as a `setattr` inside the next `fsync`, before the `FSYNC`
+/// itself: one more round trip on every commit of PostgreSQL's WAL. At a
+/// one-second granularity a file's times change at most once a second, so
+/// nearly every commit goes without it (as on ext3, times are then whole
+/// seconds; PostgreSQL does not look at them).
+const TIME_GRANULARITY: Duration = Duration::from_secs(1);
+
 /// The capabilities in effect on a mount.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Negotiated {
@@ -72,7 +81,7 @@ pub(crate) fn negotiate(config: &mut KernelConfig) -> io::Result<Negotiated> {
     // flight, the worker threads take them in parallel.
     let _ = config.set_max_background(64);
     let _ = config.set_congestion_threshold(48);
-    let _ = config.set_time_granularity(Duration::from_nanos(1));
+    let _ = config.set_time_granularity(TIME_GRANULARITY);
     let negotiated = Negotiated {
         writeback_cache: granted.contains(InitFlags::FUSE_WRITEBACK_CACHE),
         parallel_dirops: granted.contains(InitFlags::FUSE_PARALLEL_DIROPS),
