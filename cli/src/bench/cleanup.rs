@@ -75,8 +75,16 @@ impl Cleanup {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Registers a process to stop at the end. After the cleanup has run
+    /// (an interrupt raced with a start), the process is stopped at once.
     pub fn add_process(&self, pid: u32, name: &str) {
-        self.lock().processes.push((pid, name.to_string()));
+        let mut s = self.lock();
+        if s.done {
+            drop(s);
+            stop_process(pid, name, Duration::from_secs(30));
+            return;
+        }
+        s.processes.push((pid, name.to_string()));
     }
 
     /// Forgets a process that was stopped normally.
@@ -105,12 +113,25 @@ impl Cleanup {
             stop_process(*pid, name, Duration::from_secs(30));
         }
         for dir in dirs.iter().rev() {
-            if let Err(e) = std::fs::remove_dir_all(dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("could not remove {}: {e}", dir.display());
-                }
-            }
+            remove_dir(dir);
         }
+    }
+}
+
+/// Removes `dir`, retrying a few times: after an interrupt the benchmark's
+/// own task may still be writing into it for a moment.
+fn remove_dir(dir: &Path) {
+    let mut last = None;
+    for _ in 0..20 {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(e) = last {
+        eprintln!("could not remove {}: {e}", dir.display());
     }
 }
 
