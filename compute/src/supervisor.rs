@@ -323,6 +323,16 @@ where
         self.stop_all().await
     }
 
+    /// Drops what is kept about a key whose compute is stopped or failed (a
+    /// deleted branch), so that keys never used again do not pile up. A
+    /// starting or running compute is kept.
+    pub fn forget(&self, key: &K) {
+        let mut slots = self.slots();
+        if slots.get(key).is_some_and(|slot| !slot.is_live()) {
+            slots.remove(key);
+        }
+    }
+
     pub fn state(&self, key: &K) -> ComputeState {
         self.slots()
             .get(key)

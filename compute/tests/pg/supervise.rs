@@ -140,9 +140,18 @@ async fn pg_supervisor_concurrent_callers_start_one_postgres() {
     sup.touch(&key);
     assert_eq!(sup.idle(Duration::ZERO), vec![key.clone()]);
     assert!(sup.idle(Duration::from_secs(3600)).is_empty());
+    sup.forget(&key);
+    assert_eq!(
+        sup.state(&key),
+        ComputeState::Running,
+        "forgot a live compute"
+    );
 
     sup.stop(&key).await.expect("stop");
     assert_eq!(sup.state(&key), ComputeState::Stopped);
+    assert!(sup.last_activity(&key).is_some());
+    sup.forget(&key);
+    assert!(sup.last_activity(&key).is_none(), "a stopped key is kept");
     assert!(postmasters(&spec.datadir).is_empty());
     assert!(read_log(&spec).contains("database system is shut down"));
 
