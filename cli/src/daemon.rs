@@ -13,7 +13,6 @@
 //! connections (bounded by its grace period); stop every PostgreSQL; unmount
 //! every branch; remove `daemon.json`; release the home lock.
 
-pub mod computes;
 pub mod control;
 mod init;
 pub mod logging;
@@ -29,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use offshoot_compute::{PgBinaries, RunAs};
+use offshoot_compute::{PgBinaries, RunAs, Supervisor, SupervisorOptions};
 use offshoot_proxy::{ProxyConfig, ProxyMetrics, TlsConfig};
 use offshoot_storage::{Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -141,10 +140,11 @@ impl Daemon {
         check_reachable(&home, &run_as)?;
 
         let mnt_dir = home.mnt_dir();
-        let orphans =
-            tokio::task::spawn_blocking(move || orphans::kill_orphan_postmasters(&mnt_dir))
-                .await
-                .context("orphan scan task")?;
+        // Their postmaster.pid files stay behind: the compute crate removes
+        // such a stale file before each start.
+        tokio::task::spawn_blocking(move || orphans::kill_orphan_postmasters(&mnt_dir))
+            .await
+            .context("orphan scan task")?;
         let cleaned =
             offshoot_pagefs::clean_stale_mounts(&home.mnt_dir()).context("clean stale mounts")?;
         for path in cleaned {
@@ -163,9 +163,6 @@ impl Daemon {
             internal_password: secrets.internal_password.clone(),
         };
         init::initialise(&home, &store, &bins, &run_as, &compute_secrets).await?;
-        if !orphans.is_empty() {
-            control::remove_all_postmaster_files(&store);
-        }
 
         let proxy_listener = TcpListener::bind(opts.listen)
             .await
@@ -177,11 +174,12 @@ impl Daemon {
         let api_addr = api_listener.local_addr().context("API address")?;
 
         let postgres_version = bins.version.full.clone();
-        let computes = computes::Computes::new(bins, run_as, compute_secrets);
+        let supervisor =
+            Supervisor::new(bins, run_as, compute_secrets, SupervisorOptions::default());
         let runtime = Arc::new(Runtime::new(
             home.clone(),
             store.clone(),
-            computes,
+            supervisor,
             opts.wake_timeout,
         ));
         let control = Arc::new(Control::new(

@@ -176,6 +176,32 @@ async fn pg_daemon_api_end_to_end() {
     assert_eq!(r.code(), "invalid");
     assert_eq!(api.get("/v1/branches/no.dots").status, 422);
     assert_eq!(api.get("/v1/branches/nosuch").code(), "not_found");
+    // Unknown routes and methods answer the JSON error shape too.
+    let r = api.get("/v2/nothing");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.body
+    );
+    let r = api.send("PUT", "/v1/branches", Some(b"{}"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (405, "invalid"),
+        "{}",
+        r.body
+    );
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("PUT"));
+    let r = api.delete("/v1/status");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (405, "invalid"),
+        "{}",
+        r.body
+    );
     assert_eq!(names(&api), ["main"]);
 
     // --- idempotent create, conflicting parent.
@@ -273,6 +299,8 @@ async fn pg_daemon_api_end_to_end() {
         .contains("offshoot_proxy_connections_relayed_total"));
 
     // --- scale to zero: idle computes stop and their branches unmount.
+    let fuse_writes = metric(&api, "offshoot_fuse_writes_total");
+    assert!(fuse_writes > 0.0);
     wait_for("idle computes to stop", Duration::from_secs(15), || {
         api.get("/v1/status").json()["computes_running"] == 0
     })
@@ -281,16 +309,28 @@ async fn pg_daemon_api_end_to_end() {
         mounted_under(&home.join("mnt")) == 0
     })
     .await;
+    // Counters of unmounted branches are kept: they never go backwards.
+    assert!(metric(&api, "offshoot_fuse_writes_total") >= fuse_writes);
 
     // --- restart: every acknowledged change is there.
-    let before = api.get("/v1/branches").json();
+    // Every field but owned_bytes: opening the store drops the inodes
+    // PostgreSQL unlinked while the kernel still held them at unmount, which
+    // appends a record or two to the branch's open log.
+    let branches = |api: &Api| {
+        let mut list = api.get("/v1/branches").json();
+        for b in list["branches"].as_array_mut().unwrap() {
+            b.as_object_mut().unwrap().remove("owned_bytes");
+        }
+        list
+    };
+    let before = branches(&api);
     daemon.shutdown().await;
     assert!(Home::at(&home).read_daemon_info().unwrap().is_none());
     assert_eq!(mounted_under(&home.join("mnt")), 0);
 
     let daemon = Daemon::start(options(&home)).await.expect("restart");
     let api = self::api(&daemon, &home);
-    assert_eq!(api.get("/v1/branches").json(), before);
+    assert_eq!(branches(&api), before);
     let uri = uri_of(&api, "feature/y");
     assert_eq!(
         query_one(&uri, "SELECT sum(v)::int8 FROM t").await.unwrap(),
@@ -343,5 +383,123 @@ async fn pg_daemon_api_end_to_end() {
     assert!(child.json()["parent"].is_null());
 
     daemon.shutdown().await;
+    assert_eq!(mounted_under(&home.join("mnt")), 0);
+}
+
+/// The value of an unlabelled sample (or `name{labels}`) in `/metrics`.
+fn metric(api: &Api, name: &str) -> f64 {
+    let r = api.get("/metrics");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{}", r.body))
+}
+
+/// The pid of the postmaster serving `datadir`, found in /proc (the test
+/// never reads inside the daemon's own mounts).
+fn postmaster_of(datadir: &Path) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_postmaster = args.first().is_some_and(|a| a.ends_with(b"/postgres"));
+        let on_datadir = args.windows(2).any(|w| {
+            w[0] == b"-D" && Path::new(std::str::from_utf8(w[1]).unwrap_or("")) == datadir
+        });
+        if is_postmaster && on_datadir {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_daemon_restarts_a_crashed_compute() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let home = tmp.path().join("home");
+    let _guard = MountGuard(home.join("mnt"));
+    let mut opts = options(&home);
+    opts.idle_timeout = Duration::ZERO; // never: the compute must not stop on its own
+    let daemon = Daemon::start(opts).await.expect("start");
+    let api = api(&daemon, &home);
+
+    let r = api.post("/v1/branches", r#"{"name":"crashy"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["branch"]["id"].as_u64().unwrap();
+    let uri = uri_of(&api, "crashy");
+
+    // --- the I/O counters of /metrics move with a workload.
+    const MOVING: [&str; 10] = [
+        "offshoot_page_reads_total",
+        "offshoot_page_writes_total",
+        "offshoot_page_written_bytes_total",
+        "offshoot_fsync_seconds_count",
+        "offshoot_fsync_seconds_sum",
+        "offshoot_fsync_seconds_bucket{le=\"+Inf\"}",
+        "offshoot_fuse_reads_total",
+        "offshoot_fuse_writes_total",
+        "offshoot_fuse_written_bytes_total",
+        "offshoot_fuse_fsyncs_total",
+    ];
+    let before: Vec<f64> = MOVING.iter().map(|m| metric(&api, m)).collect();
+    exec(
+        &uri,
+        "CREATE TABLE t AS SELECT g AS v FROM generate_series(1, 1000) g; CHECKPOINT;",
+    )
+    .await;
+    for (name, before) in MOVING.iter().zip(before) {
+        let after = metric(&api, name);
+        assert!(
+            after > before,
+            "{name}: {before} before the workload, {after} after"
+        );
+    }
+    assert_eq!(
+        metric(&api, "offshoot_fsync_seconds_count"),
+        metric(&api, "offshoot_fsync_seconds_bucket{le=\"+Inf\"}")
+    );
+    let datadir = home.join("mnt").join(id.to_string());
+    let first = postmaster_of(&datadir).expect("a postmaster on the branch");
+
+    // --- SIGKILL the postmaster: the supervisor restarts it on the same mount.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let count = loop {
+        // Connections fail until the restart (backoff and crash recovery).
+        match query_one(&uri, "SELECT count(*) FROM t").await {
+            Ok(n) => break n,
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no restart after a crash: {e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(count, 1000, "the committed rows survive the crash");
+    let second = postmaster_of(&datadir).expect("a postmaster after the crash");
+    assert_ne!(second, first, "the killed postmaster still runs");
+    let branch = api.get("/v1/branches/crashy").json();
+    assert_eq!(branch["state"], "running", "{branch}");
+    let log = std::fs::read_to_string(home.join("logs").join(format!("{id}.log"))).unwrap();
+    assert!(log.contains("postgres exited"), "{log}");
+    exec(&uri, "INSERT INTO t VALUES (1001);").await;
+    assert_eq!(
+        query_one(&uri, "SELECT count(*) FROM t").await.unwrap(),
+        1001
+    );
+
+    // --- shutdown stops the restarted compute before unmounting.
+    daemon.shutdown().await;
+    assert_eq!(postmaster_of(&datadir), None);
     assert_eq!(mounted_under(&home.join("mnt")), 0);
 }

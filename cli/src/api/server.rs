@@ -5,7 +5,8 @@
 //! Requests pass, in order: the bearer-token check (`auth`; everything but
 //! the OpenAPI document), the 64 KiB body limit, then the handler, which
 //! parses its body with `body::parse` (unknown fields rejected) and calls the
-//! control plane. Every error answer is `{"error": {"code", "message"}}`.
+//! control plane. Every error answer is `{"error": {"code", "message"}}`,
+//! unknown routes (404) and methods a route does not answer (405) included.
 
 mod auth;
 mod body;
@@ -95,6 +96,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/openapi.json", get(handlers::openapi))
         .merge(authed)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

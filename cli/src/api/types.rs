@@ -129,7 +129,8 @@ pub enum ErrorCode {
     Conflict,
     /// 409: the branch is protected from delete and reset.
     Protected,
-    /// 400, 413 or 422: the request is malformed, too large or names something invalid.
+    /// 400, 405, 413 or 422: the request is malformed, uses a method the route
+    /// does not answer, is too large or names something invalid.
     Invalid,
     /// 500.
     Internal,

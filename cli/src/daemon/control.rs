@@ -10,16 +10,13 @@
 //! background, on a fresh mount of the new contents).
 
 mod error;
-mod fixups;
 pub mod view;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use offshoot_storage::{BranchInfo, Store};
-use parking_lot::Mutex;
 
 pub use error::ControlError;
 
@@ -43,8 +40,6 @@ pub struct Control {
     postgres_password: String,
     proxy_addr: SocketAddr,
     ops: tokio::sync::Mutex<()>,
-    /// Branches created but not yet fixed up: not routable yet.
-    settling: Mutex<HashSet<String>>,
     gc: Arc<tokio::sync::Notify>,
 }
 
@@ -63,7 +58,6 @@ impl Control {
             postgres_password,
             proxy_addr,
             ops: tokio::sync::Mutex::new(()),
-            settling: Mutex::new(HashSet::new()),
             gc: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -83,11 +77,6 @@ impl Control {
     /// Notified after each delete; the GC loop waits on it.
     pub fn gc_notify(&self) -> Arc<tokio::sync::Notify> {
         self.gc.clone()
-    }
-
-    /// Whether a branch was just created and may not be routed to yet.
-    pub fn is_settling(&self, name: &str) -> bool {
-        self.settling.lock().contains(name)
     }
 
     fn info(&self, name: &str) -> Result<BranchInfo, ControlError> {
@@ -156,15 +145,12 @@ impl Control {
             return Err(ControlError::NotFound(parent.to_string()));
         }
 
-        self.settling.lock().insert(req.name.clone());
-        let result = self.create_settling(req, parent, expires_at);
-        self.settling.lock().remove(&req.name);
-        let info = result?;
+        let info = self.create_new(req, parent, expires_at)?;
         tracing::info!(branch = %req.name, parent, id = info.id.0, "branch created");
         Ok((self.view(&info), true))
     }
 
-    fn create_settling(
+    fn create_new(
         &self,
         req: &CreateBranchRequest,
         parent: &str,
@@ -176,7 +162,6 @@ impl Control {
             .store
             .create_branch(name, Some(parent))
             .map_err(store_err)?;
-        fixups::remove_postmaster_files(&self.store, name).map_err(store_err)?;
         if let Some(t) = expires_at {
             info = self
                 .store
@@ -251,10 +236,7 @@ impl Control {
         }
         let (was_running, result) = self
             .runtime
-            .while_stopped(info.id, || {
-                self.store.reset_branch(name, parent)?;
-                fixups::remove_postmaster_files(&self.store, name)
-            })
+            .while_stopped(info.id, || self.store.reset_branch(name, parent))
             .await;
         result.map_err(|e| ControlError::from_store(name, e))?;
         if was_running {
@@ -344,16 +326,6 @@ impl Control {
             }
         }
         deleted
-    }
-}
-
-/// Removes the postmaster files of every branch (after a crash killed the
-/// PostgreSQL processes that owned them), logging failures.
-pub fn remove_all_postmaster_files(store: &Store) {
-    for info in store.branches() {
-        if let Err(e) = fixups::remove_postmaster_files(store, &info.name) {
-            tracing::warn!(branch = %info.name, error = %e, "removing stale postmaster.pid");
-        }
     }
 }
 

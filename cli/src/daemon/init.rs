@@ -10,11 +10,10 @@
 
 use anyhow::Context as _;
 use offshoot_compute::{PgBinaries, RunAs, Secrets};
-use offshoot_pagefs::MountOptions;
 use offshoot_storage::{FileId, SetAttr, Store};
 
 use super::control::view;
-use super::runtime::unmount;
+use super::runtime::{mount_branch, unmount};
 use crate::home::Home;
 
 /// The root branch every other branch descends from.
@@ -57,17 +56,10 @@ pub async fn initialise(
     branch.sync().context("sync main")?;
 
     let mountpoint = home.mountpoint(info.id);
-    std::fs::create_dir_all(&mountpoint)
-        .with_context(|| format!("create {}", mountpoint.display()))?;
-    let opts = MountOptions {
-        allow_other: nix::unistd::geteuid().is_root(),
-        fs_name: format!("offshoot:{ROOT_BRANCH}"),
-    };
-    let mp = mountpoint.clone();
-    let mount = tokio::task::spawn_blocking(move || offshoot_pagefs::mount(branch, &mp, opts))
+    let allow_other = nix::unistd::geteuid().is_root();
+    let mount = mount_branch(branch, ROOT_BRANCH, mountpoint.clone(), allow_other)
         .await
-        .context("mount task")?
-        .context("mount main")?;
+        .map_err(|e| anyhow::anyhow!("mount main: {e}"))?;
     let result =
         offshoot_compute::initdb(bins, run_as, &mountpoint, secrets, &home.work_dir()).await;
     unmount(mount).await;

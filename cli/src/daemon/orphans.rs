@@ -3,8 +3,9 @@
 //! branch's `postmaster.pid`, and a new postmaster would refuse to start
 //! while they live. At startup, before cleaning stale mounts, the daemon
 //! kills every postmaster whose data directory is under its `mnt/` (with its
-//! whole process group), then removes each branch's postmaster files through
-//! the store.
+//! whole process group) and waits until they are gone. The `postmaster.pid`
+//! they leave is stale, and the compute crate removes it before the next
+//! start.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -42,16 +42,7 @@ impl DaemonRouter {
                 .collect(),
         };
         let info = store.branch_info(name).map_err(|_| unknown())?;
-        if self.control.is_settling(name) {
-            return Err(RouteError::WakeFailed {
-                name: name.to_string(),
-                reason: "the branch is being created; retry in a moment".into(),
-            });
-        }
-        let check = || {
-            !self.control.is_settling(name)
-                && store.branch_info(name).is_ok_and(|b| b.id == info.id)
-        };
+        let check = || store.branch_info(name).is_ok_and(|b| b.id == info.id);
         let lease = self
             .control
             .runtime()
@@ -64,7 +55,7 @@ impl DaemonRouter {
                     reason: other.to_string(),
                 },
             })?;
-        // None: deleted, renamed or reset-and-settling while we waited.
+        // None: deleted or renamed while we waited.
         let lease = lease.ok_or_else(|| match store.branch_info(name) {
             Ok(_) => RouteError::Deleting(name.to_string()),
             Err(_) => unknown(),

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
 use super::{body, ApiError, ApiState, OPENAPI_JSON};
 use crate::api::types::{
-    Branch, BranchList, ConnectionString, CreateBranchRequest, CreateBranchResponse,
+    Branch, BranchList, ConnectionString, CreateBranchRequest, CreateBranchResponse, ErrorCode,
     RenameBranchRequest, ResetBranchRequest, Status,
 };
 
@@ -29,6 +29,18 @@ pub async fn openapi() -> Response {
 
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no route {}; see GET /v1/openapi.json", uri.path()))
+}
+
+/// A known path with a method it does not answer (axum adds `Allow`).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Invalid,
+        format!(
+            "{method} is not allowed on {}; see GET /v1/openapi.json",
+            uri.path()
+        ),
+    )
 }
 
 pub async fn status(State(state): State<Arc<ApiState>>) -> Json<Status> {

@@ -1,25 +1,33 @@
 //! A lease on a running branch: held by the proxy for as long as a client
-//! connection lives. It counts the branch's active connections; dropping it
-//! records the time of last activity, from which the idle reaper measures.
+//! connection lives. It counts the branch's open connections (the idle
+//! reaper never stops a branch with one out); dropping it records activity
+//! in the supervisor, from which the idle time is measured.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+
+use offshoot_compute::Supervisor;
+use offshoot_storage::BranchId;
 
 use super::Slot;
 
 /// Keeps a branch counted as in use until dropped.
 pub struct Lease {
     slot: Arc<Slot>,
+    supervisor: Supervisor<BranchId>,
     socket: PathBuf,
 }
 
 impl Lease {
     /// Called with the slot's lock held, so the reaper sees the count.
-    pub(super) fn new(slot: Arc<Slot>, socket: PathBuf) -> Lease {
+    pub(super) fn new(slot: Arc<Slot>, supervisor: Supervisor<BranchId>, socket: PathBuf) -> Lease {
         slot.active.fetch_add(1, Ordering::SeqCst);
-        Lease { slot, socket }
+        Lease {
+            slot,
+            supervisor,
+            socket,
+        }
     }
 
     /// The compute's Unix socket.
@@ -31,7 +39,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         // Activity first, then the count: the reaper reads them in the other order.
-        *self.slot.last_activity.lock() = Instant::now();
+        self.supervisor.touch(&self.slot.id);
         self.slot.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
