@@ -326,6 +326,18 @@ impl Store {
         name: &str,
         parent: Option<&str>,
     ) -> Result<BranchInfo, StoreError> {
+        self.create_branch_annotated(name, parent, BTreeMap::new())
+    }
+
+    /// [`Store::create_branch`] with the branch's first annotations, made
+    /// durable in the same manifest commit as the branch: after a crash the
+    /// branch exists with all of them, or not at all.
+    pub fn create_branch_annotated(
+        &self,
+        name: &str,
+        parent: Option<&str>,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<BranchInfo, StoreError> {
         check_branch_name(name)?;
         let sh = &self.shared;
         let mut cat = sh.cat.lock();
@@ -349,7 +361,7 @@ impl Store {
                     timeline,
                     created_at: now(),
                     reset_at: None,
-                    annotations: BTreeMap::new(),
+                    annotations,
                 },
             }]
         })?;
