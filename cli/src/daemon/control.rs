@@ -12,6 +12,7 @@
 mod error;
 pub mod view;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -145,36 +146,21 @@ impl Control {
             return Err(ControlError::NotFound(parent.to_string()));
         }
 
-        let info = self.create_new(req, parent, expires_at)?;
-        tracing::info!(branch = %req.name, parent, id = info.id.0, "branch created");
-        Ok((self.view(&info), true))
-    }
-
-    fn create_new(
-        &self,
-        req: &CreateBranchRequest,
-        parent: &str,
-        expires_at: Option<SystemTime>,
-    ) -> Result<BranchInfo, ControlError> {
-        let name = req.name.as_str();
-        let store_err = |e| ControlError::from_store(name, e);
-        let mut info = self
-            .store
-            .create_branch(name, Some(parent))
-            .map_err(store_err)?;
+        // The annotations are part of the create's one durable commit: a
+        // crash never leaves the branch without its TTL or protection.
+        let mut annotations = BTreeMap::new();
         if let Some(t) = expires_at {
-            info = self
-                .store
-                .set_annotation(name, view::EXPIRES_AT, Some(&view::rfc3339(t)))
-                .map_err(store_err)?;
+            annotations.insert(view::EXPIRES_AT.to_string(), view::rfc3339(t));
         }
         if req.protected == Some(true) {
-            info = self
-                .store
-                .set_annotation(name, view::PROTECTED, Some("true"))
-                .map_err(store_err)?;
+            annotations.insert(view::PROTECTED.to_string(), "true".to_string());
         }
-        Ok(info)
+        let info = self
+            .store
+            .create_branch_annotated(&req.name, Some(parent), annotations)
+            .map_err(|e| ControlError::from_store(&req.name, e))?;
+        tracing::info!(branch = %req.name, parent, id = info.id.0, "branch created");
+        Ok((self.view(&info), true))
     }
 
     /// Deletes a branch (refused when protected): stops its compute, unmounts
