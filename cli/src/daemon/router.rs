@@ -56,12 +56,12 @@ impl DaemonRouter {
                 },
             })?;
         // None: deleted or renamed while we waited.
-        let lease = lease.ok_or_else(|| match store.branch_info(name) {
+        let (socket, lease) = lease.ok_or_else(|| match store.branch_info(name) {
             Ok(_) => RouteError::Deleting(name.to_string()),
             Err(_) => unknown(),
         })?;
         Ok(Route {
-            socket: lease.socket().to_path_buf(),
+            socket,
             lease: Box::new(lease),
         })
     }

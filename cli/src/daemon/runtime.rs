@@ -69,7 +69,7 @@ impl Slot {
 
 /// Everything needed to mount branches and run PostgreSQL on them.
 pub struct Runtime {
-    home: Home,
+    home: Arc<Home>,
     store: Store,
     supervisor: Supervisor<BranchId>,
     mounts: Arc<Mounts>,
@@ -86,7 +86,7 @@ impl Runtime {
         wake_timeout: Duration,
     ) -> Runtime {
         Runtime {
-            home,
+            home: Arc::new(home),
             store,
             supervisor,
             mounts: Arc::new(Mounts::new()),
@@ -131,7 +131,7 @@ impl Runtime {
     }
 
     /// Has the branch running (mounting it and starting PostgreSQL if
-    /// needed) and takes a lease on it. `check` runs under the branch's
+    /// needed) and takes a lease on it; answers the compute's socket. `check` runs under the branch's
     /// lock, before anything is started: it re-checks that the name still
     /// means this branch (a delete or rename may have run meanwhile); when it
     /// says no, the answer is `Ok(None)`.
@@ -140,7 +140,7 @@ impl Runtime {
         id: BranchId,
         name: &str,
         check: impl FnOnce() -> bool,
-    ) -> Result<Option<Lease>, WakeError> {
+    ) -> Result<Option<(std::path::PathBuf, Lease)>, WakeError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(WakeError::ShuttingDown);
         }
@@ -168,51 +168,50 @@ impl Runtime {
                 }
                 Ok(Ok(socket)) => socket,
             };
-        Ok(Some(Lease::new(
-            slot.clone(),
-            self.supervisor.clone(),
-            socket,
-        )))
+        let lease = Lease::new(slot.clone(), self.supervisor.clone());
+        Ok(Some((socket, lease)))
     }
 
     /// Asks the supervisor for the branch's compute; the first start mounts
-    /// the branch. Called with the branch's lock held.
+    /// the branch. Called with the branch's lock held. On a running compute
+    /// (every connection but the first) this is one supervisor lookup: the
+    /// spec is built only when a start needs it.
     async fn ensure_running(
         &self,
         id: BranchId,
         name: &str,
     ) -> Result<std::path::PathBuf, ComputeError> {
-        let spec = ComputeSpec {
-            name: name.to_string(),
-            datadir: self.home.mountpoint(id),
-            socket_dir: self.home.socket_dir(id),
-            hba_file: self.home.hba_file(),
-            log_file: self.home.log_file(id),
-            settings: Vec::new(),
-        };
-        let mounts = self.mounts.clone();
-        let store = self.store.clone();
         let fresh = self.supervisor.state(&id) != offshoot_compute::ComputeState::Running;
         let started = Instant::now();
-        let running = self
-            .supervisor
-            .ensure_running(&id, move || async move {
-                let name = spec.name.clone();
+        let start = {
+            let (home, mounts, store) =
+                (self.home.clone(), self.mounts.clone(), self.store.clone());
+            let name = name.to_string();
+            move || async move {
+                let datadir = home.mountpoint(id);
                 mounts
                     .ensure(
                         id,
                         &name,
                         || store.branch(&name).map_err(|e| e.to_string()),
-                        spec.datadir.clone(),
+                        datadir.clone(),
                     )
                     .await
                     .map_err(|reason| ComputeError::Io {
                         what: format!("mount branch {name:?}"),
                         source: std::io::Error::other(reason),
                     })?;
-                Ok(spec)
-            })
-            .await?;
+                Ok(ComputeSpec {
+                    datadir,
+                    socket_dir: home.socket_dir(id),
+                    hba_file: home.hba_file(),
+                    log_file: home.log_file(id),
+                    settings: Vec::new(),
+                    name,
+                })
+            }
+        };
+        let running = self.supervisor.ensure_running(&id, start).await?;
         if fresh {
             tracing::info!(
                 branch = name,
@@ -230,14 +229,6 @@ impl Runtime {
         if self.supervisor.state(&id) == offshoot_compute::ComputeState::Failed {
             self.mounts.remove(id).await;
         }
-    }
-
-    /// Stops the branch's PostgreSQL (if running) and unmounts it. Returns
-    /// whether a compute was running (or starting).
-    pub async fn stop(&self, id: BranchId) -> bool {
-        let slot = self.slot(id);
-        let _locked = slot.lock.lock().await;
-        self.stop_locked(id).await
     }
 
     async fn stop_locked(&self, id: BranchId) -> bool {

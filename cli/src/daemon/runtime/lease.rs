@@ -3,7 +3,6 @@
 //! reaper never stops a branch with one out); dropping it records activity
 //! in the supervisor, from which the idle time is measured.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -16,23 +15,13 @@ use super::Slot;
 pub struct Lease {
     slot: Arc<Slot>,
     supervisor: Supervisor<BranchId>,
-    socket: PathBuf,
 }
 
 impl Lease {
     /// Called with the slot's lock held, so the reaper sees the count.
-    pub(super) fn new(slot: Arc<Slot>, supervisor: Supervisor<BranchId>, socket: PathBuf) -> Lease {
+    pub(super) fn new(slot: Arc<Slot>, supervisor: Supervisor<BranchId>) -> Lease {
         slot.active.fetch_add(1, Ordering::SeqCst);
-        Lease {
-            slot,
-            supervisor,
-            socket,
-        }
-    }
-
-    /// The compute's Unix socket.
-    pub fn socket(&self) -> &Path {
-        &self.socket
+        Lease { slot, supervisor }
     }
 }
 
@@ -48,7 +37,6 @@ impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease")
             .field("branch", &self.slot.id)
-            .field("socket", &self.socket)
             .finish()
     }
 }
