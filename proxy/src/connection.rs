@@ -9,7 +9,8 @@
 //!    StartupMessage;
 //! 4. authentication relay: bytes pass both ways while server messages are
 //!    followed until ReadyForQuery, recording BackendKeyData for cancels;
-//! 5. relay: `copy_bidirectional`, no parsing, until either side closes.
+//! 5. relay, no parsing, until both sides close: [`crate::relay`] (two
+//!    blocking threads) for plain TCP, `copy_bidirectional` under TLS.
 //!
 //! Errors before step 4 are answered with an `ErrorResponse` from
 //! [`ClientError`]; after that the compute speaks for itself.
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -31,11 +32,12 @@ use crate::client_error::ClientError;
 use crate::client_stream::ClientStream;
 use crate::config::ProxyConfig;
 use crate::metrics::FailReason;
+use crate::relay;
 use crate::router::Router;
 use crate::routing;
 use crate::startup::{self, CancelKey, FrontendPacket, StartupParams};
 
-/// Relay buffer size per direction.
+/// Relay buffer size per direction (TLS sessions).
 const RELAY_BUFFER: usize = 64 * 1024;
 /// How long the proxy tries to deliver its own ErrorResponse.
 const ERROR_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -67,10 +69,7 @@ fn gone(e: io::Error) -> Failure {
 }
 
 /// Serves one client until it disconnects. Never panics on client input.
-pub(crate) async fn handle_client<S>(io: S, peer: SocketAddr, shared: Arc<Shared>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+pub(crate) async fn handle_client(io: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let metrics = Arc::clone(&shared.config.metrics);
     let _active = metrics.connection_opened();
     let mut client = ClientStream::Plain(io);
@@ -99,10 +98,7 @@ enum Opening {
     Startup(StartupParams),
 }
 
-async fn run<S>(client: &mut ClientStream<S>, shared: &Shared) -> Result<(), Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+async fn run(client: &mut ClientStream<TcpStream>, shared: &Shared) -> Result<(), Failure> {
     let config = &shared.config;
     let mut pending = BytesMut::with_capacity(1024);
     let opening = tokio::time::timeout(
@@ -155,13 +151,19 @@ where
         let (registration, open) =
             relay_auth(client, &mut server, &route.socket, &shared.cancels).await?;
         if open {
-            tokio::io::copy_bidirectional_with_sizes(
-                client,
-                &mut server,
-                RELAY_BUFFER,
-                RELAY_BUFFER,
-            )
-            .await?;
+            match std::mem::replace(client, ClientStream::Upgrading) {
+                ClientStream::Plain(tcp) => relay::relay(tcp, server).await?,
+                other => {
+                    *client = other;
+                    tokio::io::copy_bidirectional_with_sizes(
+                        client,
+                        &mut server,
+                        RELAY_BUFFER,
+                        RELAY_BUFFER,
+                    )
+                    .await?;
+                }
+            }
         }
         // The cancel key is forgotten when the session ends.
         drop(registration);

@@ -14,7 +14,8 @@
 //!   rewritten for the compute;
 //! - `client_error`: every error the proxy itself sends on the wire;
 //! - `connection`: one client from accept to close; `backend_scan`: the
-//!   server→client parse until ReadyForQuery; `cancel`: CancelRequest routing;
+//!   server→client parse until ReadyForQuery; `relay`: the byte relay after
+//!   it; `cancel`: CancelRequest routing;
 //! - `server`: the accept loop and graceful shutdown;
 //! - `metrics`, `config`, `router`, `tls`, `error`: the crate's surface.
 
@@ -26,6 +27,7 @@ mod config;
 mod connection;
 mod error;
 mod metrics;
+mod relay;
 mod router;
 pub mod routing;
 mod server;

@@ -40,6 +40,30 @@ fn tps(output: &str) -> f64 {
         .unwrap_or_else(|| panic!("no tps in pgbench output: {output}"))
 }
 
+fn transactions(output: &str) -> f64 {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds (user + system) this process (the proxy) has used so far.
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
+}
+
 fn conn_args(host: &str, port: u16, user: &str) -> Vec<String> {
     ["-h", host, "-p", &port.to_string(), "-U", user]
         .iter()
@@ -82,11 +106,15 @@ async fn pg_bench_proxy_vs_direct() {
     for round in 1..=2 {
         let d = tps(&pgbench(&run(&direct)).await);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let p = tps(&pgbench(&run(&through)).await);
+        let cpu = own_cpu();
+        let out = pgbench(&run(&through)).await;
+        let proxy_cpu = own_cpu() - cpu;
+        let p = tps(&out);
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!(
-            "round {round}: direct {d:.0} tps, proxy {p:.0} tps, ratio {:.3}",
-            p / d
+            "round {round}: direct {d:.0} tps, proxy {p:.0} tps, ratio {:.3}, proxy CPU {:.1} us per transaction",
+            p / d,
+            proxy_cpu / transactions(&out).max(1.0) * 1e6
         );
         best_direct = best_direct.max(d);
         best_proxy = best_proxy.max(p);

@@ -8,5 +8,6 @@ mod connect;
 mod load;
 mod negotiation;
 mod refusals;
+mod relay;
 mod support;
 mod tls;
