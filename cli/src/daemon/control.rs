@@ -3,7 +3,8 @@
 //!
 //! Every change is made durable by the page store (branch metadata and
 //! annotations) before the call returns, so an acknowledged change survives
-//! a restart. Operations that check and then act (create's "exists with the
+//! a restart. Store changes end in a device flush and run on the blocking
+//! pool, never on the async workers that relay connections. Operations that check and then act (create's "exists with the
 //! same parent?", delete's "protected?") run one at a time under `ops`;
 //! routing a connection never takes that lock, and no operation here waits
 //! for a compute to start (reset starts a compute it stopped again in the
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use offshoot_storage::{BranchInfo, Store};
+use offshoot_storage::{BranchInfo, Store, StoreError};
 
 pub use error::ControlError;
 
@@ -91,6 +92,20 @@ impl Control {
         view::view(info, self.runtime.state(info.id), &self.store.usage())
     }
 
+    /// Runs a store change on the blocking pool: it ends in a device flush,
+    /// which must not hold up the async workers relaying connections.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ControlError::Internal(format!("branch {name:?}: store task: {e}")))?
+            .map_err(|e| ControlError::from_store(name, e))
+    }
+
     /// Every branch, sorted by name.
     pub fn list(&self) -> Vec<Branch> {
         let usage = self.store.usage();
@@ -155,10 +170,12 @@ impl Control {
         if req.protected == Some(true) {
             annotations.insert(view::PROTECTED.to_string(), "true".to_string());
         }
+        let (name, parent_name) = (req.name.clone(), parent.to_string());
         let info = self
-            .store
-            .create_branch_annotated(&req.name, Some(parent), annotations)
-            .map_err(|e| ControlError::from_store(&req.name, e))?;
+            .blocking(&req.name, move |store| {
+                store.create_branch_annotated(&name, Some(&parent_name), annotations)
+            })
+            .await?;
         tracing::info!(branch = %req.name, parent, id = info.id.0, "branch created");
         Ok((self.view(&info), true))
     }
@@ -173,11 +190,14 @@ impl Control {
             return Err(ControlError::Protected(name.to_string()));
         }
         let before = self.view(&info);
+        let owned = name.to_string();
         let (_, dropped) = self
             .runtime
-            .while_stopped(info.id, || self.store.drop_branch(name))
+            .while_stopped(info.id, || {
+                self.blocking(name, move |store| store.drop_branch(&owned))
+            })
             .await;
-        dropped.map_err(|e| ControlError::from_store(name, e))?;
+        dropped?;
         self.runtime.forget(info.id);
         for dir in [self.home.mountpoint(info.id), self.home.socket_dir(info.id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -220,11 +240,16 @@ impl Control {
             }
             None => {}
         }
+        let (owned, new_parent) = (name.to_string(), parent.map(str::to_string));
         let (was_running, result) = self
             .runtime
-            .while_stopped(info.id, || self.store.reset_branch(name, parent))
+            .while_stopped(info.id, || {
+                self.blocking(name, move |store| {
+                    store.reset_branch(&owned, new_parent.as_deref())
+                })
+            })
             .await;
-        result.map_err(|e| ControlError::from_store(name, e))?;
+        result?;
         if was_running {
             self.runtime.start_detached(info.id, name.to_string());
         }
@@ -249,10 +274,10 @@ impl Control {
                 "branch {new_name:?} already exists"
             )));
         }
+        let (old, new) = (name.to_string(), new_name.to_string());
         let info = self
-            .store
-            .rename_branch(name, new_name)
-            .map_err(|e| ControlError::from_store(name, e))?;
+            .blocking(name, move |store| store.rename_branch(&old, &new))
+            .await?;
         tracing::info!(from = name, to = new_name, id = info.id.0, "branch renamed");
         Ok(self.view(&info))
     }
@@ -261,11 +286,12 @@ impl Control {
     pub async fn set_protected(&self, name: &str, protected: bool) -> Result<Branch, ControlError> {
         let _ops = self.ops.lock().await;
         self.info(name)?;
-        let value = protected.then_some("true");
+        let owned = name.to_string();
         let info = self
-            .store
-            .set_annotation(name, view::PROTECTED, value)
-            .map_err(|e| ControlError::from_store(name, e))?;
+            .blocking(name, move |store| {
+                store.set_annotation(&owned, view::PROTECTED, protected.then_some("true"))
+            })
+            .await?;
         tracing::info!(branch = name, protected, "branch protection changed");
         Ok(self.view(&info))
     }

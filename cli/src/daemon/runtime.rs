@@ -245,11 +245,14 @@ impl Runtime {
 
     /// Runs `f` with the branch stopped and unmounted, under its lock.
     /// Returns whether a compute was running before.
-    pub async fn while_stopped<T>(&self, id: BranchId, f: impl FnOnce() -> T) -> (bool, T) {
+    pub async fn while_stopped<T, Fut>(&self, id: BranchId, f: impl FnOnce() -> Fut) -> (bool, T)
+    where
+        Fut: std::future::Future<Output = T>,
+    {
         let slot = self.slot(id);
         let _locked = slot.lock.lock().await;
         let was_running = self.stop_locked(id).await;
-        (was_running, f())
+        (was_running, f().await)
     }
 
     /// Starts the branch's compute in the background (after a reset stopped
