@@ -4,12 +4,14 @@
 //! Run as root (mounts FUSE, runs PostgreSQL as `postgres`):
 //!
 //! ```text
-//! cargo run --release -p offshoot-pagefs --example pgbench_vs_native -- [SCALE] [CLIENTS] [SECONDS] [DIR]
+//! cargo run --release -p offshoot-pagefs --example pgbench_vs_native -- [SCALE] [CLIENTS] [SECONDS] [DIR] [ROUNDS]
 //! ```
 //!
 //! Defaults: scale 20, 4 clients, 30 s per run, a temporary directory under
-//! /var/tmp. Both servers run with the same settings; the TPC-B and
-//! select-only (`-S`) runs alternate between them.
+//! /var/tmp, 2 rounds. Both servers run with the same settings; in each
+//! round the TPC-B and select-only (`-S`) runs alternate between them. Each
+//! pagefs run also prints the CPU per transaction (PostgreSQL's processes,
+//! and this process, the FUSE server) and the FUSE requests per transaction.
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
@@ -38,6 +40,52 @@ fn transactions(output: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) of process `pid`: its threads, and with
+/// `children` its live children and the children it has reaped.
+fn cpu_of(pid: u32, children: bool) -> f64 {
+    let ticks = |stat: &str, fields: &[usize]| -> u64 {
+        // Fields after the command name, which is in parentheses.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        fields
+            .iter()
+            .filter_map(|&i| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()))
+            .sum()
+    };
+    let read = |p: &str| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+    // utime, stime (14, 15); cutime, cstime (16, 17).
+    let own: &[usize] = if children {
+        &[14, 15, 16, 17]
+    } else {
+        &[14, 15]
+    };
+    let mut total = ticks(&read(&pid.to_string()), own);
+    if children {
+        let kids =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        total += kids
+            .split_whitespace()
+            .map(|k| ticks(&read(k), &[14, 15, 16, 17]))
+            .sum::<u64>();
+    }
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    total as f64 / hz
+}
+
+/// One pgbench run against `pg`: tps, transactions, and the CPU seconds
+/// PostgreSQL and this process (the FUSE server) used meanwhile.
+fn measured(pg: &Postgres, args: &[&str]) -> (String, f64, f64) {
+    let pid = pg.pid().unwrap_or(0);
+    let me = std::process::id();
+    let (pg0, me0) = (cpu_of(pid, true), cpu_of(me, false));
+    let out = pg.pgbench(args);
+    // Backends exit when pgbench disconnects; give the postmaster a moment
+    // to reap them so their time shows in its children's total.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    (out, cpu_of(pid, true) - pg0, cpu_of(me, false) - me0)
+}
+
 fn arg<T: std::str::FromStr>(n: usize, default: T) -> T {
     std::env::args()
         .nth(n)
@@ -50,6 +98,7 @@ fn main() {
     let clients: u32 = arg(2, 4);
     let seconds: u32 = arg(3, 30);
     let base: PathBuf = arg(4, PathBuf::from("/var/tmp"));
+    let rounds: u32 = arg(5, 2);
     let dir = tempfile::tempdir_in(&base).expect("tempdir");
     make_traversable(dir.path());
     let p = |name: &str| dir.path().join(name);
@@ -103,34 +152,47 @@ fn main() {
 
     let (c, t) = (clients.to_string(), seconds.to_string());
     let mut rows = Vec::new();
-    for (label, extra) in [("TPC-B (default)", None), ("select-only (-S)", Some("-S"))] {
+    let workloads = [("TPC-B (default)", None), ("select-only (-S)", Some("-S"))];
+    for (round, (label, extra)) in (1..=rounds).flat_map(|r| workloads.map(|w| (r, w))) {
         let mut args = vec!["-c", &c, "-j", "2", "-T", &t];
         args.extend(extra);
-        let native_tps = tps(&native.pgbench(&args));
+        let (out, native_pg_cpu, _) = measured(&native, &args);
+        let native_tps = tps(&out);
+        let native_txns = transactions(&out).max(1) as f64;
         let before = mnt.metrics();
-        let out = fuse.pgbench(&args);
+        let (out, fuse_pg_cpu, server_cpu) = measured(&fuse, &args);
         let fuse_tps = tps(&out);
         let after = mnt.metrics();
         let txns = transactions(&out).max(1) as f64;
         println!(
-            "  pagefs per transaction: {:.2} FUSE writes ({:.1} kB), {:.2} fsyncs, fsync avg {:.2} ms",
+            "  CPU per transaction: native PostgreSQL {:.0} us; pagefs PostgreSQL {:.0} us + FUSE server {:.0} us",
+            native_pg_cpu / native_txns * 1e6,
+            fuse_pg_cpu / txns * 1e6,
+            server_cpu / txns * 1e6,
+        );
+        println!(
+            "  pagefs per transaction: {:.2} FUSE writes ({:.1} kB), {:.3} setattrs, {:.2} fsyncs, fsync avg {:.2} ms",
             (after.writes - before.writes) as f64 / txns,
             (after.write_bytes - before.write_bytes) as f64 / txns / 1024.0,
+            (after.setattrs - before.setattrs) as f64 / txns,
             (after.fsyncs - before.fsyncs) as f64 / txns,
             (after.fsync_time - before.fsync_time).as_secs_f64() * 1e3
                 / (after.fsyncs - before.fsyncs).max(1) as f64,
         );
-        println!("{label}: native {native_tps:.0} tps, pagefs {fuse_tps:.0} tps");
-        rows.push((label, native_tps, fuse_tps));
+        println!("{label}, round {round}: native {native_tps:.0} tps, pagefs {fuse_tps:.0} tps");
+        rows.push((label, round, native_tps, fuse_tps));
     }
     native.stop();
     fuse.stop();
     mnt.unmount().expect("unmount");
 
     println!("\nscale {scale}, {clients} clients, {seconds} s per run\n");
-    println!("| workload | native tps | pagefs tps | pagefs / native |");
-    println!("|---|---:|---:|---:|");
-    for (label, n, f) in rows {
-        println!("| {label} | {n:.0} | {f:.0} | {:.0}% |", 100.0 * f / n);
+    println!("| workload | round | native tps | pagefs tps | pagefs / native |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, round, n, f) in rows {
+        println!(
+            "| {label} | {round} | {n:.0} | {f:.0} | {:.0}% |",
+            100.0 * f / n
+        );
     }
 }
