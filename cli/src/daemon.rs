@@ -344,17 +344,18 @@ fn lock_home(home: &Home) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     })
 }
 
-/// When PostgreSQL runs as another user, every directory above the home
-/// must let it through, or it cannot reach its data directory.
+/// When PostgreSQL runs as another user, every directory above the runtime
+/// root (mount points, sockets) must let it through, or it cannot reach its
+/// data directory.
 fn check_reachable(home: &Home, run_as: &RunAs) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     if !run_as.needs_switch() {
         return Ok(());
     }
     let root = home
-        .root()
+        .runtime_root()
         .canonicalize()
-        .with_context(|| format!("resolve {}", home.root().display()))?;
+        .with_context(|| format!("resolve {}", home.runtime_root().display()))?;
     for dir in root.ancestors() {
         let meta = std::fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?;
         let mode = meta.mode();

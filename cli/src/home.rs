@@ -6,12 +6,23 @@
 //! ```text
 //! $OFFSHOOT_HOME/
 //!   store/                 the page store
-//!   mnt/<branch-id>/       FUSE mount point per branch (by id: names can be renamed)
-//!   run/<branch-id>/       socket directory per running compute
 //!   logs/<branch-id>.log   PostgreSQL log per branch
 //!   secrets/               0700: postgres.password, internal.password, api.token (0600)
 //!   daemon.json            the running daemon's pid, addresses and version
+//!
+//! <runtime root>/          the home itself, or /run/offshoot/<hash> (see below)
+//!   mnt/<branch-id>/       FUSE mount point per branch (by id: names can be renamed)
+//!   run/<branch-id>/       socket directory per running compute, and pg_hba.conf
+//!   work/                  scratch space for tools (initdb's password file)
 //! ```
+//!
+//! Runtime state must be reachable by PostgreSQL, which runs as the
+//! unprivileged `postgres` user when the daemon is root. The default home of
+//! root (`/root/.local/share/offshoot`) is not: `/root` is mode 0700. So when
+//! the daemon runs as root and a directory above the home does not let other
+//! users through, mount points, sockets and scratch space live in
+//! `/run/offshoot/<hash of the home's absolute path>` (tmpfs, gone at reboot,
+//! as runtime state should be); otherwise they live in the home.
 //!
 //! The home is found from `--home DIR`, else `OFFSHOOT_HOME`, else
 //! `$XDG_DATA_HOME/offshoot`, else `~/.local/share/offshoot`.
@@ -61,12 +72,25 @@ impl HomeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     root: PathBuf,
+    runtime: PathBuf,
 }
 
 impl Home {
     /// The home at exactly `root` (no lookup).
     pub fn at(root: impl Into<PathBuf>) -> Home {
-        Home { root: root.into() }
+        let root = root.into();
+        let runtime = if nix::unistd::Uid::effective().is_root() && !traversable_by_others(&root) {
+            runtime_root_for(&root)
+        } else {
+            root.clone()
+        };
+        Home { root, runtime }
+    }
+
+    /// Where mount points, socket directories and scratch space live (see
+    /// the module doc).
+    pub fn runtime_root(&self) -> &Path {
+        &self.runtime
     }
 
     /// Finds the home: `explicit` (`--home`), else `OFFSHOOT_HOME`, else
@@ -88,10 +112,10 @@ impl Home {
         self.root.join("store")
     }
     pub fn mnt_dir(&self) -> PathBuf {
-        self.root.join("mnt")
+        self.runtime.join("mnt")
     }
     pub fn run_dir(&self) -> PathBuf {
-        self.root.join("run")
+        self.runtime.join("run")
     }
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
@@ -104,7 +128,7 @@ impl Home {
     }
     /// Scratch space for tools (initdb's password file, …).
     pub fn work_dir(&self) -> PathBuf {
-        self.root.join("work")
+        self.runtime.join("work")
     }
     /// The FUSE mount point of a branch.
     pub fn mountpoint(&self, id: BranchId) -> PathBuf {
@@ -124,17 +148,20 @@ impl Home {
     }
 
     /// Creates the directories of the layout (idempotent). `secrets/` gets
-    /// mode 0700; the home itself, `mnt/`, `run/` and `work/` get 0711 so that
-    /// PostgreSQL, running as another user, can reach its data directory,
-    /// socket directory and hba file without being able to list anything.
+    /// mode 0700; the home, the runtime root, `mnt/`, `run/` and `work/` get
+    /// 0711 so that PostgreSQL, running as another user, can reach its data
+    /// directory, socket directory and hba file without being able to list
+    /// anything.
     pub fn create_layout(&self) -> Result<(), HomeError> {
         let private = [self.store_dir(), self.logs_dir()];
-        let traversable = [
-            self.root.clone(),
-            self.mnt_dir(),
-            self.run_dir(),
-            self.work_dir(),
-        ];
+        let mut traversable = vec![self.root.clone()];
+        if self.runtime != self.root {
+            if let Some(parent) = self.runtime.parent() {
+                traversable.push(parent.to_path_buf());
+            }
+            traversable.push(self.runtime.clone());
+        }
+        traversable.extend([self.mnt_dir(), self.run_dir(), self.work_dir()]);
         for dir in traversable.iter().chain(&private) {
             std::fs::create_dir_all(dir).map_err(|e| HomeError::io("create", dir, e))?;
         }
@@ -176,6 +203,31 @@ impl Home {
     pub fn read_daemon_info(&self) -> Result<Option<DaemonInfo>, HomeError> {
         DaemonInfo::read(&self.daemon_json())
     }
+}
+
+/// `/run/offshoot/<16 hex digits>`: a stable FNV-1a hash of the home's
+/// absolute path, so that two homes never share runtime state and the same
+/// home finds its stale mounts again after a crash.
+fn runtime_root_for(home: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(home).unwrap_or_else(|_| home.to_path_buf());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in absolute.as_os_str().as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    PathBuf::from("/run/offshoot").join(format!("{hash:016x}"))
+}
+
+/// True if every existing directory on the way to `path` lets other users
+/// through (`o+x`). Components that do not exist yet are created 0711.
+fn traversable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    absolute
+        .ancestors()
+        .filter_map(|dir| std::fs::metadata(dir).ok())
+        .all(|meta| meta.mode() & 0o001 != 0)
 }
 
 fn resolve_from(
@@ -233,6 +285,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn runtime_roots_are_distinct_per_home_and_stable() {
+        let a = runtime_root_for(Path::new("/root/.local/share/offshoot"));
+        let b = runtime_root_for(Path::new("/var/lib/offshoot"));
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            runtime_root_for(Path::new("/root/.local/share/offshoot"))
+        );
+        assert!(a.starts_with("/run/offshoot"), "{}", a.display());
+        let root_mode = std::fs::metadata("/root").map(|m| m.permissions().mode());
+        if nix::unistd::Uid::effective().is_root() && root_mode.is_ok_and(|m| m & 0o001 == 0) {
+            // Root's default home: /root does not let postgres through.
+            let home = Home::at("/root/.local/share/offshoot");
+            assert_eq!(home.runtime_root(), a.as_path());
+            assert!(home.mnt_dir().starts_with("/run/offshoot"));
+            assert!(home.store_dir().starts_with("/root"));
+        }
+        // A home everyone can reach keeps its runtime state inside.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut perms = std::fs::metadata(tmp.path()).unwrap().permissions();
+        perms.set_mode(0o711);
+        std::fs::set_permissions(tmp.path(), perms).unwrap();
+        let home = Home::at(tmp.path().join("h"));
+        assert_eq!(home.runtime_root(), home.root());
+    }
+
+    #[test]
     fn resolve_prefers_explicit_then_env_then_xdg_then_home() {
         let p = |s: &str| Some(std::ffi::OsString::from(s));
         let explicit = resolve_from(Some(Path::new("/x")), p("/o"), p("/d"), p("/h")).unwrap();
@@ -269,7 +348,10 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         let mode = std::fs::metadata(home.root()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o711);
-        assert_eq!(home.mountpoint(BranchId(7)), dir.path().join("h/mnt/7"));
+        assert_eq!(
+            home.mountpoint(BranchId(7)),
+            home.runtime_root().join("mnt/7")
+        );
         assert_eq!(home.log_file(BranchId(7)), dir.path().join("h/logs/7.log"));
         assert!(!home.is_initialised());
         home.mark_initialised().unwrap();
