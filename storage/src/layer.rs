@@ -1,15 +1,19 @@
 //! Layer files. A layer is one file `layer-<id as 16 hex digits>`: a
-//! 24-byte header, then log records (see `record`). While open it only
-//! grows, by appends; sealing appends a seal marker, the metadata-op
-//! section, the sorted page index and a fixed-size footer, fsyncs, and from
-//! then on the file is immutable and read through a read-only mapping.
+//! 24-byte header, then log records (see `record`). While open, records
+//! are appended, and past them the file may hold a tail of written zeros
+//! (see `timeline::OpenLog`); sealing writes a seal marker, the metadata-op
+//! section, the sorted page index and a fixed-size footer right after the
+//! last record, cuts the file at the footer's end, fsyncs, and from then on
+//! the file is immutable and read through a read-only mapping.
 //!
 //! Invariant: a sealed layer file is never written, truncated or removed
-//! while mapped; only open logs are ever truncated (a torn tail, during
-//! recovery, before anything reads them).
+//! while mapped; only open logs are ever truncated (a torn tail during
+//! recovery before anything reads them, or the zeroed tail by the seal,
+//! before the mapping).
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::backend::{BackendFile, Mapping};
@@ -67,6 +71,9 @@ pub(crate) struct Layer {
     pub name: String,
     pub file: Arc<dyn BackendFile>,
     map: OnceLock<Mapping>,
+    /// While open: the end of its records (the zeroed tail past it is not
+    /// content). 0 once sealed, or for a layer loaded sealed.
+    open_end: AtomicU64,
 }
 
 impl Layer {
@@ -76,7 +83,18 @@ impl Layer {
             name: file_name(id),
             file,
             map: OnceLock::new(),
+            open_end: AtomicU64::new(0),
         }
+    }
+
+    /// Records the end of an open log's records.
+    pub fn set_open_end(&self, end: u64) {
+        self.open_end.store(end, Ordering::Release);
+    }
+
+    /// The layer is sealed: its content is the whole file.
+    pub fn set_sealed(&self) {
+        self.open_end.store(0, Ordering::Release);
     }
 
     /// Switches reads to a mapping; only for sealed, fsynced layers.
@@ -87,8 +105,14 @@ impl Layer {
         Ok(())
     }
 
+    /// Bytes of content: the file's length once sealed; for an open log,
+    /// the end of its records (the file may carry up to one zero-fill
+    /// chunk more, see `StoreOptions::log_zero_chunk_bytes`).
     pub fn bytes_on_disk(&self) -> u64 {
-        self.file.len().unwrap_or(0)
+        match self.open_end.load(Ordering::Acquire) {
+            0 => self.file.len().unwrap_or(0),
+            end => end,
+        }
     }
 
     fn corrupted(&self, offset: u64, reason: &str) -> StoreError {

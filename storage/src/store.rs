@@ -105,15 +105,15 @@ impl Shared {
 
     fn open_log(&self, layer: Arc<Layer>) -> Writer {
         let end = layer::HEADER_LEN;
-        Writer::new(
-            Arc::new(OpenLog::new(layer, self.backend.clone(), end, false)),
-            end,
-        )
+        let chunk = self.opts.log_zero_chunk_bytes;
+        let log = OpenLog::new(layer, self.backend.clone(), end, end, false, chunk);
+        Writer::new(Arc::new(log), end)
     }
 
     /// First half of a seal of `tl`'s open log, under its append lock `w`:
-    /// appends marker, meta section, index and footer, flushes the log
-    /// (its one fdatasync), and creates the next open log (no flush). The
+    /// writes marker, meta section, index and footer after the last record,
+    /// cuts the zeroed tail past them, flushes the log (its one fdatasync),
+    /// and creates the next open log (no flush). The
     /// caller commits the returned delta and then calls `finish_seal`.
     /// `None`: nothing was appended since the last seal, nothing to do.
     fn prepare_seal(
@@ -131,7 +131,12 @@ impl Shared {
             meta: &w.meta,
             index: &w.index,
         });
+        w.log.close_tail();
         old.file.write_all_at(&tail, w.end)?;
+        let len = w.end + tail.len() as u64;
+        if old.file.len()? > len {
+            old.file.set_len(len)?;
+        }
         w.log.flush()?;
         failpoint!(self, "seal-before-manifest");
         let new = self.create_log(cat)?;
@@ -148,6 +153,7 @@ impl Shared {
     fn finish_seal(&self, cat: &mut Catalog, tl: &Timeline, w: &mut Writer, plan: SealPlan) {
         cat.layers.insert(plan.new.id, plan.new.clone());
         *w = self.open_log(plan.new);
+        plan.old.set_sealed();
         if let Err(e) = plan.old.map_sealed() {
             // Reads fall back to positional reads of the file.
             tracing::warn!(layer = %plan.old.name, error = %e, "mapping a sealed layer failed");

@@ -16,7 +16,8 @@ use crate::record::{self, MetaOp};
 use crate::tree::{PageLoc, Tree};
 use crate::{FileId, PageNo, StoreError, TimelineId};
 
-/// The open log's durability state, shared by concurrent `sync` callers.
+/// The open log's durability state, shared by concurrent `sync` callers,
+/// and its zero-filled tail.
 pub(crate) struct OpenLog {
     pub layer: Arc<Layer>,
     /// A new log's name is made durable by the first flush, not at creation
@@ -26,6 +27,15 @@ pub(crate) struct OpenLog {
     written: AtomicU64,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
+    /// End of the bytes known written in the file (records or zeros).
+    /// Changed only under `tail`; appends that stay below it need no lock.
+    zeroed: AtomicU64,
+    /// Taken by zero-filling, by appends past `zeroed`, and by sealing.
+    tail: Mutex<Tail>,
+    /// Bytes zero-filled at a time; 0: never.
+    zero_chunk: u64,
+    /// A `sync` is zero-filling (at most one at a time).
+    filling: AtomicBool,
 }
 
 #[derive(Default)]
@@ -35,8 +45,23 @@ struct SyncState {
     failed: bool,
 }
 
+struct Tail {
+    /// Sealing has begun: no more zeros may be written.
+    closed: bool,
+}
+
 impl OpenLog {
-    pub fn new(layer: Arc<Layer>, backend: Arc<dyn Backend>, end: u64, synced: bool) -> OpenLog {
+    /// A log whose records end at `end` and whose file holds written bytes
+    /// (records, then zeros) up to `zeroed`.
+    pub fn new(
+        layer: Arc<Layer>,
+        backend: Arc<dyn Backend>,
+        end: u64,
+        zeroed: u64,
+        synced: bool,
+        zero_chunk: u64,
+    ) -> OpenLog {
+        layer.set_open_end(end);
         OpenLog {
             layer,
             backend,
@@ -47,6 +72,10 @@ impl OpenLog {
                 ..Default::default()
             }),
             synced_cv: Condvar::new(),
+            zeroed: AtomicU64::new(zeroed.max(end)),
+            tail: Mutex::new(Tail { closed: false }),
+            zero_chunk,
+            filling: AtomicBool::new(false),
         }
     }
 
@@ -64,12 +93,41 @@ impl OpenLog {
         Ok(())
     }
 
+    /// Writes `data` at `at`, the log's end, and publishes the new end.
+    /// Below the zeroed end no lock is needed (zero-filling only writes
+    /// past it); past it, the write waits for a fill in progress.
+    fn append(&self, data: &[u8], at: u64) -> std::io::Result<u64> {
+        let end = at + data.len() as u64;
+        let _tail = (end > self.zeroed.load(Ordering::Acquire)).then(|| self.tail.lock());
+        self.file().write_all_at(data, at)?;
+        self.written.store(end, Ordering::Release);
+        self.layer.set_open_end(end);
+        Ok(end)
+    }
+
+    /// Stops zero-filling for good (sealing is about to write the tail
+    /// sections and cut the file at their end).
+    pub fn close_tail(&self) {
+        self.tail.lock().closed = true;
+    }
+
     /// Makes every byte written before the call durable. Concurrent callers
     /// share one flush. After a failed flush every later sync fails too:
-    /// what the kernel dropped cannot be flushed again.
+    /// what the kernel dropped cannot be flushed again. The caller that
+    /// flushed then zero-fills ahead of the log's end if it came near the
+    /// zeroed end.
     pub fn sync(&self) -> Result<(), StoreError> {
+        if self.sync_inner()? {
+            self.zero_ahead();
+        }
+        Ok(())
+    }
+
+    /// `Ok(true)` if this caller ran a flush.
+    fn sync_inner(&self) -> Result<bool, StoreError> {
         let target = self.written.load(Ordering::Acquire);
         let mut st = self.sync.lock();
+        let mut flushed = false;
         loop {
             if st.failed {
                 return Err(StoreError::Io(std::io::Error::other(
@@ -77,7 +135,7 @@ impl OpenLog {
                 )));
             }
             if st.synced >= target {
-                return Ok(());
+                return Ok(flushed);
             }
             if st.flushing {
                 self.synced_cv.wait(&mut st);
@@ -90,7 +148,10 @@ impl OpenLog {
             st = self.sync.lock();
             st.flushing = false;
             match res {
-                Ok(()) => st.synced = st.synced.max(upto),
+                Ok(()) => {
+                    st.synced = st.synced.max(upto);
+                    flushed = true;
+                }
                 Err(e) => {
                     st.failed = true;
                     tracing::error!(layer = %self.layer.name, error = %e, "flush of open log failed");
@@ -98,6 +159,53 @@ impl OpenLog {
             }
             self.synced_cv.notify_all();
         }
+    }
+
+    /// Zero-fills the next chunk past the zeroed end and flushes it, if the
+    /// log holds records and its end is within half a chunk of the zeroed
+    /// end. Appends below the zeroed end go on meanwhile.
+    fn zero_ahead(&self) {
+        let written = self.written.load(Ordering::Acquire);
+        let due = self.zero_chunk > 0
+            && written > crate::layer::HEADER_LEN
+            && written + self.zero_chunk / 2 > self.zeroed.load(Ordering::Acquire);
+        if !due || self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(e) = self.fill() {
+            tracing::warn!(layer = %self.layer.name, error = %e, "zero-filling the open log failed");
+        }
+        self.filling.store(false, Ordering::Release);
+    }
+
+    fn fill(&self) -> std::io::Result<()> {
+        {
+            let tail = self.tail.lock();
+            if tail.closed {
+                return Ok(());
+            }
+            let start = self
+                .zeroed
+                .load(Ordering::Acquire)
+                .max(self.written.load(Ordering::Acquire));
+            let end = start + self.zero_chunk;
+            let zeros = vec![0u8; self.zero_chunk.min(1 << 20) as usize];
+            let mut at = start;
+            while at < end {
+                let n = (end - at).min(zeros.len() as u64);
+                self.file().write_all_at(&zeros[..n as usize], at)?;
+                at += n;
+            }
+            self.zeroed.store(end, Ordering::Release);
+        }
+        // The new length becomes durable here, once, instead of in the
+        // `sync`s that will write over these zeros. A failure here may have
+        // dropped appended records too: the log fails like a failed flush.
+        if let Err(e) = self.file().sync_data() {
+            self.sync.lock().failed = true;
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -135,9 +243,7 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.log.file().write_all_at(&self.buf, self.end)?;
-        self.end += self.buf.len() as u64;
-        self.log.written.store(self.end, Ordering::Release);
+        self.end = self.log.append(&self.buf, self.end)?;
         if self.buf.capacity() > 8 << 20 {
             self.buf = Vec::new();
         } else {

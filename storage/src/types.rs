@@ -111,6 +111,13 @@ pub struct StoreOptions {
     /// The manifest's delta log is compacted into a snapshot once it grows
     /// past this many bytes (and past the size of the snapshot itself).
     pub manifest_compact_bytes: u64,
+    /// An open log that holds records keeps at least half this many bytes
+    /// of written zeros ahead of its end, zero-filled (and flushed) this
+    /// many at a time by a `sync` after its flush, so a later `sync`
+    /// overwrites bytes already on disk instead of growing the file (no
+    /// journal commit for the new length). An open log that never received
+    /// a record stays at its header's size. 0 turns it off.
+    pub log_zero_chunk_bytes: u64,
     /// Failpoints (tests only).
     #[cfg(feature = "testing")]
     pub failpoints: crate::failpoint::Failpoints,
@@ -121,6 +128,7 @@ impl Default for StoreOptions {
         StoreOptions {
             seal_threshold_bytes: 64 << 20,
             manifest_compact_bytes: 4 << 20,
+            log_zero_chunk_bytes: 4 << 20,
             #[cfg(feature = "testing")]
             failpoints: Default::default(),
         }

@@ -20,6 +20,8 @@ type Files = BTreeMap<String, Vec<u8>>;
 fn opts() -> StoreOptions {
     StoreOptions {
         seal_threshold_bytes: 40 * 1024,
+        // Several zero-fills per log before it seals.
+        log_zero_chunk_bytes: 16 * 1024,
         ..Default::default()
     }
 }

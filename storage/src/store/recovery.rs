@@ -3,8 +3,9 @@
 //! in ancestry order. A child starts from an O(1) snapshot of its
 //! ancestor's tree taken right after the fork-point layer; sealed layers
 //! contribute their metadata ops and page index (their page data is not
-//! read); a live timeline's open log is replayed record by record and cut
-//! at the first torn or corrupt record. Orphans (nlink 0) are dropped.
+//! read); a live timeline's open log is replayed record by record up to the
+//! first bytes that are not a valid record, where it is cut unless all that
+//! follows is its zeroed tail. Orphans (nlink 0) are dropped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -139,7 +140,7 @@ pub(super) fn recover(
             let open = rec.open.ok_or_else(|| {
                 StoreError::corrupted(format!("{MANIFEST}: live timeline {tid} has no open log"))
             })?;
-            let writer = replay_open(&mut tree, &layers[&open], backend)?;
+            let writer = replay_open(&mut tree, &layers[&open], backend, opts)?;
             let tl = Arc::new(Timeline::new(*tid, tree, writer));
             drop_orphans(&tl)?;
             timelines.insert(*tid, tl);
@@ -177,11 +178,15 @@ fn load_sealed(tree: &mut Tree, layer: &Arc<Layer>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Replays an open log into `tree`; cuts a torn tail.
+/// Replays an open log into `tree`. The log ends at the first bytes that
+/// are not a valid record: if everything from there on is zeros (the
+/// zeroed tail), it is kept as such; otherwise (a torn record, a seal whose
+/// manifest update never happened) the file is cut there.
 fn replay_open(
     tree: &mut Tree,
     layer: &Arc<Layer>,
     backend: &Arc<dyn Backend>,
+    opts: &StoreOptions,
 ) -> Result<Writer, StoreError> {
     let mut len = layer.file.len()?;
     let mut bytes = vec![0u8; len as usize];
@@ -237,16 +242,29 @@ fn replay_open(
         }
         at += n;
     }
-    if (at as u64) < len {
-        tracing::warn!(layer = %layer.name, offset = at, len, "cutting torn tail of open log");
-        layer.file.set_len(at as u64)?;
-        layer.file.sync_data()?;
-    }
     let end = at as u64;
-    let mut w = Writer::new(
-        Arc::new(OpenLog::new(layer.clone(), backend.clone(), end, true)),
+    let rest = &bytes[at..];
+    let zeroed = if at > layer::HEADER_LEN as usize && rest.iter().all(|&b| b == 0) {
+        // A zeroed tail (possibly not all durable: a later `sync` makes
+        // the length durable with the records written over it).
+        len
+    } else {
+        if end < len {
+            tracing::warn!(layer = %layer.name, offset = at, len, "cutting torn tail of open log");
+            layer.file.set_len(end)?;
+            layer.file.sync_data()?;
+        }
+        end
+    };
+    let log = OpenLog::new(
+        layer.clone(),
+        backend.clone(),
         end,
+        zeroed,
+        true,
+        opts.log_zero_chunk_bytes,
     );
+    let mut w = Writer::new(Arc::new(log), end);
     for p in pending {
         match p {
             Ok((file, page, off)) => w.note_page(file, page, off),
