@@ -2,24 +2,16 @@
 
 use std::time::Instant;
 
-use offshoot_compute::{Compute, ComputeError, INTERNAL_ROLE};
+use offshoot_compute::{ComputeError, INTERNAL_ROLE};
 
-use crate::support::{connect, read_log, TestEnv, READY_TIMEOUT, STOP_TIMEOUT};
+use crate::support::{await_no_postmaster, connect, postmasters, read_log, TestEnv, STOP_TIMEOUT};
 
 #[tokio::test]
 async fn pg_initdb_start_and_authenticate() {
     let env = TestEnv::new();
     let spec = env.init("main").await;
     let t = Instant::now();
-    let compute = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect("start");
+    let compute = env.start(&spec).await.expect("start");
     eprintln!(
         "start: {:?} (measured by start: {:?})",
         t.elapsed(),
@@ -28,13 +20,10 @@ async fn pg_initdb_start_and_authenticate() {
     assert!(compute.socket_path().exists());
     assert_eq!(compute.socket_path(), spec.socket_dir.join(".s.PGSQL.5432"));
 
-    let client = connect(
-        compute.socket_dir(),
-        "postgres",
-        &env.secrets.postgres_password,
-    )
-    .await
-    .expect("postgres logs in with its password");
+    let client = env
+        .login(compute.socket_dir())
+        .await
+        .expect("postgres logs in with its password");
     let row = client
         .query_one("SELECT current_user::text, 40 + 2", &[])
         .await
@@ -88,23 +77,9 @@ async fn pg_initdb_start_and_authenticate() {
 async fn pg_stop_is_clean_and_restart_keeps_data() {
     let env = TestEnv::new();
     let spec = env.init("main").await;
-    let compute = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect("start");
+    let compute = env.start(&spec).await.expect("start");
     let pid = compute.pid();
-    let client = connect(
-        compute.socket_dir(),
-        "postgres",
-        &env.secrets.postgres_password,
-    )
-    .await
-    .expect("connect");
+    let client = env.login(compute.socket_dir()).await.expect("connect");
     client
         .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g;")
         .await
@@ -133,24 +108,13 @@ async fn pg_stop_is_clean_and_restart_keeps_data() {
     let mut times = Vec::new();
     let mut login_times = Vec::new();
     for _ in 0..3 {
-        let compute = Compute::start(
-            &env.bins,
-            &env.run_as,
-            spec.clone(),
-            &env.secrets,
-            READY_TIMEOUT,
-        )
-        .await
-        .expect("restart");
+        let compute = env.start(&spec).await.expect("restart");
         times.push(compute.startup_time());
         let login = Instant::now();
-        let client = connect(
-            compute.socket_dir(),
-            "postgres",
-            &env.secrets.postgres_password,
-        )
-        .await
-        .expect("connect after restart");
+        let client = env
+            .login(compute.socket_dir())
+            .await
+            .expect("connect after restart");
         login_times.push(login.elapsed());
         let n: i64 = client
             .query_one("SELECT count(*) FROM t", &[])
@@ -176,74 +140,37 @@ async fn pg_start_failure_reports_the_log_tail() {
     let mut spec = env.init("main").await;
     spec.settings
         .push(("shared_buffers".to_owned(), "not-a-size".to_owned()));
-    let err = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect_err("bad setting");
+    let err = env.start(&spec).await.expect_err("bad setting");
     assert!(matches!(err, ComputeError::ExitedEarly { .. }), "{err:?}");
     assert!(err.to_string().contains("shared_buffers"), "{err}");
-    assert!(crate::support::postmasters(&spec.datadir).is_empty());
+    assert!(postmasters(&spec.datadir).is_empty());
 }
 
 #[tokio::test]
 async fn pg_dropping_a_running_compute_kills_it() {
     let env = TestEnv::new();
     let spec = env.init("main").await;
-    let compute = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect("start");
+    let compute = env.start(&spec).await.expect("start");
     let pid = compute.pid();
-    assert_eq!(crate::support::postmasters(&spec.datadir), vec![pid]);
+    assert_eq!(postmasters(&spec.datadir), vec![pid]);
     drop(compute);
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
-    while !crate::support::postmasters(&spec.datadir).is_empty() {
-        assert!(Instant::now() < deadline, "postgres survived its Compute");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    await_no_postmaster(&spec.datadir, "postgres survived its Compute").await;
 
     // A start that misses its deadline leaves nothing behind.
-    let err = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        std::time::Duration::from_millis(1),
-    )
-    .await
-    .expect_err("1 ms is too short to start");
+    let err = env
+        .start_within(&spec, std::time::Duration::from_millis(1))
+        .await
+        .expect_err("1 ms is too short to start");
     assert!(matches!(err, ComputeError::StartTimeout { .. }), "{err:?}");
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
-    while !crate::support::postmasters(&spec.datadir).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "a timed-out start left postgres running"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    await_no_postmaster(&spec.datadir, "a timed-out start left postgres running").await;
 
     // A stop with no time for a fast shutdown escalates to an immediate one.
-    let compute = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect("start after kills (crash recovery)");
+    let compute = env
+        .start(&spec)
+        .await
+        .expect("start after kills (crash recovery)");
     compute.stop(std::time::Duration::ZERO).await.expect("stop");
-    assert!(crate::support::postmasters(&spec.datadir).is_empty());
+    assert!(postmasters(&spec.datadir).is_empty());
     let log = read_log(&spec);
     assert!(log.contains("received immediate shutdown request"), "{log}");
 }
@@ -255,21 +182,9 @@ async fn pg_dropping_a_running_compute_kills_it() {
 async fn pg_stale_postmaster_pid_does_not_block_a_start() {
     let env = TestEnv::new();
     let spec = env.init("main").await;
-    let crashed = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect("start");
+    let crashed = env.start(&spec).await.expect("start");
     drop(crashed); // SIGKILL to the whole group: a crash
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
-    while !crate::support::postmasters(&spec.datadir).is_empty() {
-        assert!(Instant::now() < deadline, "postgres survived SIGKILL");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    await_no_postmaster(&spec.datadir, "postgres survived SIGKILL").await;
     let pidfile = spec.datadir.join("postmaster.pid");
     let old = std::fs::read_to_string(&pidfile).expect("a crash leaves postmaster.pid");
     // A live process of the PostgreSQL user (PostgreSQL treats processes it
@@ -284,40 +199,24 @@ async fn pg_stale_postmaster_pid_does_not_block_a_start() {
     let rest: Vec<&str> = old.lines().skip(1).collect();
     std::fs::write(&pidfile, format!("{other_pid}\n{}\n", rest.join("\n"))).expect("rewrite");
 
-    let compute = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect("a stale postmaster.pid must not block the start");
+    let compute = env
+        .start(&spec)
+        .await
+        .expect("a stale postmaster.pid must not block the start");
     assert!(read_log(&spec).contains("removed a stale postmaster.pid"));
 
     // A second postmaster on a running data directory is still refused, and
     // the running one is left alone.
-    let err = Compute::start(
-        &env.bins,
-        &env.run_as,
-        spec.clone(),
-        &env.secrets,
-        READY_TIMEOUT,
-    )
-    .await
-    .expect_err("the data directory is in use");
+    let err = env
+        .start(&spec)
+        .await
+        .expect_err("the data directory is in use");
     assert!(err.to_string().contains("lock file"), "{err}");
-    assert_eq!(
-        crate::support::postmasters(&spec.datadir),
-        vec![compute.pid()]
-    );
-    let client = connect(
-        compute.socket_dir(),
-        "postgres",
-        &env.secrets.postgres_password,
-    )
-    .await
-    .expect("the running compute still answers");
+    assert_eq!(postmasters(&spec.datadir), vec![compute.pid()]);
+    let client = env
+        .login(compute.socket_dir())
+        .await
+        .expect("the running compute still answers");
     client.close().await;
     compute.stop(STOP_TIMEOUT).await.expect("stop");
     drop(unrelated);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use offshoot_compute::{ComputeError, ComputeState, Supervisor, SupervisorOptions};
 
-use crate::support::{connect, postmasters, read_log, TestEnv, READY_TIMEOUT, STOP_TIMEOUT};
+use crate::support::{postmasters, read_log, TestEnv, READY_TIMEOUT, STOP_TIMEOUT};
 
 fn supervisor(env: &TestEnv) -> Supervisor<String> {
     Supervisor::new(
@@ -33,13 +33,7 @@ async fn pg_supervisor_restarts_a_crashed_compute_with_its_data() {
         .ensure_running(&key, move || async move { Ok(s) })
         .await
         .expect("start");
-    let client = connect(
-        &first.socket_dir,
-        "postgres",
-        &env.secrets.postgres_password,
-    )
-    .await
-    .expect("connect");
+    let client = env.login(&first.socket_dir).await.expect("connect");
     client
         .batch_execute(
             "CREATE TABLE kept (v int); INSERT INTO kept SELECT generate_series(1, 500);",
@@ -74,13 +68,10 @@ async fn pg_supervisor_restarts_a_crashed_compute_with_its_data() {
     assert_eq!(sup.state(&key), ComputeState::Running);
     assert_eq!(postmasters(&spec.datadir), vec![second.pid]);
 
-    let client = connect(
-        &second.socket_dir,
-        "postgres",
-        &env.secrets.postgres_password,
-    )
-    .await
-    .expect("connect after restart");
+    let client = env
+        .login(&second.socket_dir)
+        .await
+        .expect("connect after restart");
     let n: i64 = client
         .query_one("SELECT count(*) FROM kept", &[])
         .await

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use offshoot_compute::{initdb, ComputeSpec, PgBinaries, RunAs, Secrets};
+use offshoot_compute::{initdb, Compute, ComputeError, ComputeSpec, PgBinaries, RunAs, Secrets};
 use tempfile::TempDir;
 
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +73,33 @@ impl TestEnv {
         .await
         .expect("initdb");
         spec
+    }
+
+    /// Starts PostgreSQL on `spec` with this environment's binaries, user and
+    /// secrets, giving it [`READY_TIMEOUT`].
+    pub async fn start(&self, spec: &ComputeSpec) -> Result<Compute, ComputeError> {
+        self.start_within(spec, READY_TIMEOUT).await
+    }
+
+    /// [`TestEnv::start`] with a deadline of its own.
+    pub async fn start_within(
+        &self,
+        spec: &ComputeSpec,
+        ready_timeout: Duration,
+    ) -> Result<Compute, ComputeError> {
+        Compute::start(
+            &self.bins,
+            &self.run_as,
+            spec.clone(),
+            &self.secrets,
+            ready_timeout,
+        )
+        .await
+    }
+
+    /// Logs in as `postgres` with its password over the socket in `socket_dir`.
+    pub async fn login(&self, socket_dir: &Path) -> Result<Session, tokio_postgres::Error> {
+        connect(socket_dir, "postgres", &self.secrets.postgres_password).await
     }
 }
 
@@ -143,6 +170,16 @@ pub fn postmasters(datadir: &Path) -> Vec<u32> {
         })
         .map(|(pid, _)| pid)
         .collect()
+}
+
+/// Waits up to five seconds for every postmaster on `datadir` to be gone;
+/// panics with `what` if one is still there then.
+pub async fn await_no_postmaster(datadir: &Path, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !postmasters(datadir).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Every process with its arguments.
