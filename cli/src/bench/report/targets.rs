@@ -31,6 +31,23 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
+/// A throughput target: `a`'s median in `row` is at least `min` times `b`'s.
+fn throughput_target(
+    r: &Results,
+    row: u8,
+    description: &str,
+    a: &str,
+    b: &str,
+    min: f64,
+) -> Target {
+    target(
+        description.into(),
+        ratio(r.median(row, a, None), r.median(row, b, None)),
+        |v| format!("{:.1}%", v * 100.0),
+        |v| v >= min,
+    )
+}
+
 /// Judges every target. `main_gib` is the size rows 2–7 used; `sizes` those of row 1.
 pub fn judge(r: &Results, main_gib: f64, sizes: &[f64]) -> Vec<Target> {
     let label = crate::bench::args::trim_float(main_gib);
@@ -44,20 +61,19 @@ pub fn judge(r: &Results, main_gib: f64, sizes: &[f64]) -> Vec<Target> {
         |v| format!("{v:.0}×"),
         |v| v >= 300.0,
     )];
-    let constant = match (sizes.first(), sizes.last()) {
-        (Some(&lo), Some(&hi)) if sizes.len() >= 2 => ratio(
-            copy(method::OFFSHOOT_API, hi),
-            copy(method::OFFSHOOT_API, lo),
+    let (constant, span) = match (sizes.first(), sizes.last()) {
+        (Some(&lo), Some(&hi)) if sizes.len() >= 2 => (
+            ratio(
+                copy(method::OFFSHOOT_API, hi),
+                copy(method::OFFSHOOT_API, lo),
+            ),
+            format!(
+                "{} → {} GiB",
+                crate::bench::args::trim_float(lo),
+                crate::bench::args::trim_float(hi)
+            ),
         ),
-        _ => None,
-    };
-    let span = match (sizes.first(), sizes.last()) {
-        (Some(lo), Some(hi)) if sizes.len() >= 2 => format!(
-            "{} → {} GiB",
-            crate::bench::args::trim_float(*lo),
-            crate::bench::args::trim_float(*hi)
-        ),
-        _ => "needs --sizes with two sizes".into(),
+        _ => (None, "needs --sizes with two sizes".into()),
     };
     out.push(target(
         format!("copy time constant in size ({span}: offshoot time grows ≤ 1.5×)"),
@@ -65,32 +81,29 @@ pub fn judge(r: &Results, main_gib: f64, sizes: &[f64]) -> Vec<Target> {
         |v| format!("{v:.2}×"),
         |v| v <= 1.5,
     ));
-    out.push(target(
-        "pgbench TPC-B on a branch ≥ 90% of native".into(),
-        ratio(
-            r.median(3, method::BRANCH, None),
-            r.median(3, method::NATIVE, None),
-        ),
-        |v| format!("{:.1}%", v * 100.0),
-        |v| v >= 0.90,
+    out.push(throughput_target(
+        r,
+        3,
+        "pgbench TPC-B on a branch ≥ 90% of native",
+        method::BRANCH,
+        method::NATIVE,
+        0.90,
     ));
-    out.push(target(
-        "pgbench -S on a branch ≥ 95% of native".into(),
-        ratio(
-            r.median(4, method::BRANCH, None),
-            r.median(4, method::NATIVE, None),
-        ),
-        |v| format!("{:.1}%", v * 100.0),
-        |v| v >= 0.95,
+    out.push(throughput_target(
+        r,
+        4,
+        "pgbench -S on a branch ≥ 95% of native",
+        method::BRANCH,
+        method::NATIVE,
+        0.95,
     ));
-    out.push(target(
-        "pgbench -S at depth 50 within 5% of a branch of main".into(),
-        ratio(
-            r.median(4, method::BRANCH_DEPTH_50, None),
-            r.median(4, method::BRANCH, None),
-        ),
-        |v| format!("{:.1}%", v * 100.0),
-        |v| v >= 0.95,
+    out.push(throughput_target(
+        r,
+        4,
+        "pgbench -S at depth 50 within 5% of a branch of main",
+        method::BRANCH_DEPTH_50,
+        method::BRANCH,
+        0.95,
     ));
     out.push(target(
         "create + first query < 400 ms".into(),

@@ -48,19 +48,17 @@ fn verdict(met: Option<bool>) -> &'static str {
     }
 }
 
+/// Rows of cells for a table: `header` first, then one row per item.
+fn cells<T>(header: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) -> Vec<Vec<String>> {
+    let head = header.iter().map(|h| h.to_string()).collect();
+    std::iter::once(head).chain(items.iter().map(row)).collect()
+}
+
 /// Rows of cells for the measurements table (header first).
 fn measurement_cells(r: &Results) -> Vec<Vec<String>> {
-    let mut rows = vec![vec![
-        "#".into(),
-        "measured".into(),
-        "method".into(),
-        "median".into(),
-        "min".into(),
-        "max".into(),
-        "n".into(),
-    ]];
-    for m in &r.measurements {
-        rows.push(vec![
+    let header = ["#", "measured", "method", "median", "min", "max", "n"];
+    cells(&header, &r.measurements, |m| {
+        vec![
             m.row.to_string(),
             m.what.clone(),
             m.method.clone(),
@@ -68,33 +66,28 @@ fn measurement_cells(r: &Results) -> Vec<Vec<String>> {
             format_value(m.unit, m.stats.min),
             format_value(m.unit, m.stats.max),
             m.stats.n.to_string(),
-        ]);
-    }
-    rows
+        ]
+    })
 }
 
 fn comparison_cells(r: &Results) -> Vec<Vec<String>> {
-    let mut rows = vec![vec!["#".into(), "ratio of medians".into(), "value".into()]];
-    for c in &r.comparisons {
-        rows.push(vec![
+    cells(&["#", "ratio of medians", "value"], &r.comparisons, |c| {
+        vec![
             c.row.to_string(),
             c.description.clone(),
             ratio_text(c.ratio),
-        ]);
-    }
-    rows
+        ]
+    })
 }
 
 fn target_cells(r: &Results) -> Vec<Vec<String>> {
-    let mut rows = vec![vec!["target".into(), "measured".into(), "verdict".into()]];
-    for t in &r.targets {
-        rows.push(vec![
+    cells(&["target", "measured", "verdict"], &r.targets, |t| {
+        vec![
             t.description.clone(),
             t.actual.clone(),
             verdict(t.met).into(),
-        ]);
-    }
-    rows
+        ]
+    })
 }
 
 fn aligned(rows: &[Vec<String>]) -> String {
@@ -159,47 +152,76 @@ fn environment_lines(r: &Results) -> Vec<String> {
     ]
 }
 
-/// The whole report for the terminal.
-pub fn terminal(r: &Results) -> String {
-    let mut out = String::new();
+/// How a report is laid out; everything but the tables themselves is text
+/// placed around them.
+struct Layout {
+    title: &'static str,
+    /// Before each environment line.
+    bullet: &'static str,
+    /// Before the measurements, comparisons and targets tables.
+    headings: [&'static str; 3],
+    table: fn(&[Vec<String>]) -> String,
+    failures_heading: &'static str,
+    /// Before each failed step.
+    failure_bullet: &'static str,
+}
+
+/// The whole report, laid out by `layout`.
+fn report(r: &Results, layout: &Layout) -> String {
+    let mut out = String::from(layout.title);
     for line in environment_lines(r) {
-        out.push_str(&line);
-        out.push('\n');
+        out.push_str(&format!(
+            "{}{line}
+",
+            layout.bullet
+        ));
     }
-    out.push('\n');
-    out.push_str(&aligned(&measurement_cells(r)));
-    out.push('\n');
-    out.push_str(&aligned(&comparison_cells(r)));
-    out.push('\n');
-    out.push_str(&aligned(&target_cells(r)));
+    let tables = [measurement_cells(r), comparison_cells(r), target_cells(r)];
+    for (heading, rows) in layout.headings.iter().zip(&tables) {
+        out.push_str(heading);
+        out.push_str(&(layout.table)(rows));
+    }
     if !r.failures.is_empty() {
-        out.push_str("\nFAILED steps:\n");
+        out.push_str(layout.failures_heading);
         for f in &r.failures {
-            out.push_str(&format!("  - {f}\n"));
+            out.push_str(&format!("{}{f}\n", layout.failure_bullet));
         }
     }
     out
 }
 
+/// The whole report for the terminal.
+pub fn terminal(r: &Results) -> String {
+    report(
+        r,
+        &Layout {
+            title: "",
+            bullet: "",
+            headings: ["\n"; 3],
+            table: aligned,
+            failures_heading: "\nFAILED steps:\n",
+            failure_bullet: "  - ",
+        },
+    )
+}
+
 /// The whole report as Markdown.
 pub fn markdown(r: &Results) -> String {
-    let mut out = String::from("# offshoot bench results\n\n");
-    for line in environment_lines(r) {
-        out.push_str(&format!("- {line}\n"));
-    }
-    out.push_str("\n## Measurements\n\n");
-    out.push_str(&markdown_table(&measurement_cells(r)));
-    out.push_str("\n## Comparisons (computed in the same run)\n\n");
-    out.push_str(&markdown_table(&comparison_cells(r)));
-    out.push_str("\n## Targets\n\n");
-    out.push_str(&markdown_table(&target_cells(r)));
-    if !r.failures.is_empty() {
-        out.push_str("\n## Failed steps\n\n");
-        for f in &r.failures {
-            out.push_str(&format!("- {f}\n"));
-        }
-    }
-    out
+    report(
+        r,
+        &Layout {
+            title: "# offshoot bench results\n\n",
+            bullet: "- ",
+            headings: [
+                "\n## Measurements\n\n",
+                "\n## Comparisons (computed in the same run)\n\n",
+                "\n## Targets\n\n",
+            ],
+            table: markdown_table,
+            failures_heading: "\n## Failed steps\n\n",
+            failure_bullet: "- ",
+        },
+    )
 }
 
 #[cfg(test)]
@@ -223,5 +245,109 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "a     b");
         assert_eq!(lines[2], "long  x");
+    }
+
+    fn small_results() -> Results {
+        use crate::bench::results::{Comparison, Environment, Measurement, Target};
+        Results {
+            environment: Environment {
+                command: "offshoot bench".into(),
+                cpus: 2,
+                cpu_model: "cpu".into(),
+                memory_gib: 1.5,
+                disk: "ssd".into(),
+                kernel: "linux".into(),
+                postgres_version: "PostgreSQL 15".into(),
+                runs: 1,
+                pgbench_seconds: 2,
+                pgbench_clients: 4,
+                size_gib: 1.0,
+                pgbench_scale: 68,
+                started_at: "t0".into(),
+                total_seconds: 3.0,
+            },
+            measurements: vec![Measurement {
+                row: 1,
+                what: "copy".into(),
+                method: "api".into(),
+                unit: Unit::Millis,
+                stats: crate::bench::stats::Stats::single(2.0),
+                size_gib: None,
+            }],
+            comparisons: vec![Comparison {
+                row: 1,
+                description: "a|b".into(),
+                ratio: 12.0,
+            }],
+            targets: vec![Target {
+                description: "fast".into(),
+                actual: "1 ms".into(),
+                met: Some(true),
+            }],
+            failures: vec!["step: broke".into()],
+        }
+    }
+
+    #[test]
+    fn terminal_report_layout() {
+        let expected = "\
+command: offshoot bench
+machine: 2 CPUs (cpu), 1.5 GiB RAM, disk ssd, linux
+PostgreSQL 15
+data: 1 GiB (pgbench scale 68); 1 runs per figure (median, min, max); pgbench 4 clients × 2 s
+started t0, took 3 s
+
+#  measured  method  median   min      max      n
+─  ────────  ──────  ───────  ───────  ───────  ─
+1  copy      api     2.00 ms  2.00 ms  2.00 ms  1
+
+#  ratio of medians  value
+─  ────────────────  ─────
+1  a|b               12.0×
+
+target  measured  verdict
+──────  ────────  ───────
+fast    1 ms      met
+
+FAILED steps:
+  - step: broke
+";
+        assert_eq!(terminal(&small_results()), expected);
+    }
+
+    #[test]
+    fn markdown_report_layout() {
+        let expected = "\
+# offshoot bench results
+
+- command: offshoot bench
+- machine: 2 CPUs (cpu), 1.5 GiB RAM, disk ssd, linux
+- PostgreSQL 15
+- data: 1 GiB (pgbench scale 68); 1 runs per figure (median, min, max); pgbench 4 clients × 2 s
+- started t0, took 3 s
+
+## Measurements
+
+| # | measured | method | median | min | max | n |
+|---|---|---|---|---|---|---|
+| 1 | copy | api | 2.00 ms | 2.00 ms | 2.00 ms | 1 |
+
+## Comparisons (computed in the same run)
+
+| # | ratio of medians | value |
+|---|---|---|
+| 1 | a\\|b | 12.0× |
+
+## Targets
+
+| target | measured | verdict |
+|---|---|---|
+| fast | 1 ms | met |
+
+## Failed steps
+
+- step: broke
+";
+        assert_eq!(markdown(&small_results()), expected);
     }
 }

@@ -5,12 +5,11 @@
 
 use anyhow::Result;
 
-use super::methods::{checkpoint, drop_database, NativeCopy};
+use super::methods::{checkpoint, CopyTimes};
 use crate::bench::args::DataSize;
 use crate::bench::context::{method, ms, timed, Ctx};
 use crate::bench::pg::{exec, ident};
 use crate::bench::pgbench;
-use crate::bench::results::Unit;
 
 pub const ROW: u8 = 1;
 
@@ -58,9 +57,7 @@ pub async fn measure(ctx: &mut Ctx, size: DataSize) -> Result<()> {
     let db = size.database();
     let native = ctx.native.target();
     let runs = ctx.plan.runs;
-    let mut api = Vec::new();
-    let mut cli = Vec::new();
-    let mut natives: Vec<Vec<f64>> = vec![Vec::new(); NativeCopy::ALL.len()];
+    let mut times = CopyTimes::default();
     let step = ctx
         .progress
         .step(&format!("{what}: {runs} runs of each method"));
@@ -68,54 +65,23 @@ pub async fn measure(ctx: &mut Ctx, size: DataSize) -> Result<()> {
         if let Ok(daemon) = ctx.daemon() {
             let name = format!("copy-s{}-api-{run}", size.scale);
             match timed(daemon.create_branch(&name, "main")).await {
-                Ok((_, took)) => api.push(ms(took)),
+                Ok((_, took)) => times.api.push(ms(took)),
                 Err(e) => ctx.fail(&format!("{what} by API"), &e),
             }
             let daemon = ctx.daemon()?;
             let name = format!("copy-s{}-cli-{run}", size.scale);
             match daemon.create_branch_cli(&name, "main").await {
-                Ok(took) => cli.push(ms(took)),
+                Ok(took) => times.cli.push(ms(took)),
                 Err(e) => ctx.fail(&format!("{what} by CLI"), &e),
             }
         }
-        for (i, m) in NativeCopy::ALL.iter().enumerate() {
-            let copy = format!("copy_{}_{}", m.tag(), run);
-            checkpoint(&native, "postgres").await?;
-            let (_, took) = timed(m.copy(&ctx.tools, &native, &db, &copy)).await?;
-            natives[i].push(ms(took));
-            drop_database(&native, &copy).await?;
-        }
+        times
+            .time_natives(&ctx.tools, &native, &db, "copy", run, false)
+            .await?;
     }
     step.done();
     let size_gib = Some(size.gib);
-    ctx.record(
-        ROW,
-        &what,
-        method::OFFSHOOT_API,
-        Unit::Millis,
-        &api,
-        size_gib,
-    );
-    ctx.record(
-        ROW,
-        &what,
-        method::OFFSHOOT_CLI,
-        Unit::Millis,
-        &cli,
-        size_gib,
-    );
-    for (i, m) in NativeCopy::ALL.iter().enumerate() {
-        ctx.record(ROW, &what, m.name(), Unit::Millis, &natives[i], size_gib);
-    }
-    for m in NativeCopy::ALL {
-        ctx.compare(
-            ROW,
-            &format!("{what}: {} / offshoot (API)", m.name()),
-            m.name(),
-            method::OFFSHOOT_API,
-            size_gib,
-        );
-    }
+    times.record(ctx, ROW, &what, &what, size_gib);
     ctx.compare(
         ROW,
         &format!("{what}: {} / offshoot (CLI)", method::FILE_COPY),

@@ -7,8 +7,9 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::context::method;
-use crate::bench::pg::{exec, ident, PgTools, Target};
+use crate::bench::context::{method, ms, timed, Ctx};
+use crate::bench::pg::{exec, first_query, ident, PgTools, Target};
+use crate::bench::results::Unit;
 
 /// A native copy method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,81 @@ impl NativeCopy {
                 .await?;
                 dump_restore(tools, target, template, copy).await
             }
+        }
+    }
+}
+
+/// Milliseconds per run of every copy method a row compares: offshoot's branch
+/// creation by API and by CLI, and each native method.
+#[derive(Debug, Default)]
+pub struct CopyTimes {
+    pub api: Vec<f64>,
+    pub cli: Vec<f64>,
+    /// One list per method, in the order of [`NativeCopy::ALL`].
+    pub natives: [Vec<f64>; NativeCopy::ALL.len()],
+}
+
+impl CopyTimes {
+    /// Times one run of each native method on `target`: after a checkpoint,
+    /// copies `template` to a new database `{prefix}_<tag>_{run}` and, if
+    /// `then_query`, waits for the copy's first query's answer too. Dropping
+    /// the copy afterwards is not timed.
+    pub async fn time_natives(
+        &mut self,
+        tools: &PgTools,
+        target: &Target,
+        template: &str,
+        prefix: &str,
+        run: u32,
+        then_query: bool,
+    ) -> Result<()> {
+        for (m, samples) in NativeCopy::ALL.iter().zip(&mut self.natives) {
+            let copy = format!("{prefix}_{}_{}", m.tag(), run);
+            checkpoint(target, "postgres").await?;
+            let (_, took) = timed(async {
+                m.copy(tools, target, template, &copy).await?;
+                if then_query {
+                    first_query(target, &copy).await?;
+                }
+                anyhow::Ok(())
+            })
+            .await?;
+            samples.push(ms(took));
+            drop_database(target, &copy).await?;
+        }
+        Ok(())
+    }
+
+    /// Records every method's samples as `what` in `row`, then each native
+    /// method against offshoot's API as `{label}: <method> / offshoot (API)`.
+    pub fn record(&self, ctx: &mut Ctx, row: u8, what: &str, label: &str, size_gib: Option<f64>) {
+        ctx.record(
+            row,
+            what,
+            method::OFFSHOOT_API,
+            Unit::Millis,
+            &self.api,
+            size_gib,
+        );
+        ctx.record(
+            row,
+            what,
+            method::OFFSHOOT_CLI,
+            Unit::Millis,
+            &self.cli,
+            size_gib,
+        );
+        for (m, samples) in NativeCopy::ALL.iter().zip(&self.natives) {
+            ctx.record(row, what, m.name(), Unit::Millis, samples, size_gib);
+        }
+        for m in NativeCopy::ALL {
+            ctx.compare(
+                row,
+                &format!("{label}: {} / offshoot (API)", m.name()),
+                m.name(),
+                method::OFFSHOOT_API,
+                size_gib,
+            );
         }
     }
 }

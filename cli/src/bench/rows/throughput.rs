@@ -30,6 +30,48 @@ struct Side {
     tps: Vec<f64>,
 }
 
+impl Side {
+    fn new(method: &'static str, target: Target, db: &str) -> Side {
+        Side {
+            method,
+            target,
+            db: db.to_owned(),
+            tps: Vec::new(),
+        }
+    }
+}
+
+/// What a row measures: `pgbench <workload>, <clients> clients, <duration>
+/// s, <size>`.
+fn describe(ctx: &Ctx, workload: &str) -> String {
+    format!(
+        "pgbench {workload}, {} clients, {} s, {}",
+        ctx.plan.clients,
+        ctx.plan.duration.as_secs(),
+        ctx.plan.main.label()
+    )
+}
+
+/// Runs the sides (see [`run_sides`]), records each one's throughput as `what`
+/// in `row`, and then each `(description, a, b)` ratio of medians.
+async fn measure_sides(
+    ctx: &mut Ctx,
+    row: u8,
+    what: &str,
+    workload: Workload,
+    mut sides: Vec<Side>,
+    ratios: &[(&str, &str, &str)],
+) {
+    run_sides(ctx, what, workload, &mut sides).await;
+    let size_gib = Some(ctx.plan.main.gib);
+    for s in &sides {
+        ctx.record(row, what, s.method, Unit::Tps, &s.tps, size_gib);
+    }
+    for (description, a, b) in ratios {
+        ctx.compare(row, description, a, b, None);
+    }
+}
+
 /// Alternates runs over the sides; a side whose run fails is reported and dropped.
 async fn run_sides(ctx: &mut Ctx, what: &str, workload: Workload, sides: &mut Vec<Side>) {
     let (runs, clients, duration) = (ctx.plan.runs, ctx.plan.clients, ctx.plan.duration);
@@ -72,47 +114,22 @@ async fn run_sides(ctx: &mut Ctx, what: &str, workload: Workload, sides: &mut Ve
 /// Row 3: TPC-B on a branch vs a native copy.
 pub async fn tpcb(ctx: &mut Ctx) -> Result<()> {
     const ROW: u8 = 3;
-    let size = ctx.plan.main;
-    let db = size.database();
-    let what = format!(
-        "pgbench TPC-B, {} clients, {} s, {}",
-        ctx.plan.clients,
-        ctx.plan.duration.as_secs(),
-        size.label()
-    );
+    let db = ctx.plan.main.database();
+    let what = describe(ctx, "TPC-B");
     let native = ctx.native.target();
     let native_db = "tpcb_native".to_string();
     NativeCopy::FileCopy
         .copy(&ctx.tools, &native, &db, &native_db)
         .await?;
-    let mut sides = vec![Side {
-        method: method::NATIVE,
-        target: native.clone(),
-        db: native_db.clone(),
-        tps: Vec::new(),
-    }];
+    let mut sides = vec![Side::new(method::NATIVE, native.clone(), &native_db)];
     if let Ok(daemon) = ctx.daemon() {
         match daemon.create_branch("tpcb", "main").await {
-            Ok(_) => sides.push(Side {
-                method: method::BRANCH,
-                target: daemon.target("tpcb"),
-                db: db.clone(),
-                tps: Vec::new(),
-            }),
+            Ok(_) => sides.push(Side::new(method::BRANCH, daemon.target("tpcb"), &db)),
             Err(e) => ctx.fail("creating branch tpcb", &e),
         }
     }
-    run_sides(ctx, &what, Workload::TpcB, &mut sides).await;
-    for s in &sides {
-        ctx.record(ROW, &what, s.method, Unit::Tps, &s.tps, Some(size.gib));
-    }
-    ctx.compare(
-        ROW,
-        "TPC-B: branch / native",
-        method::BRANCH,
-        method::NATIVE,
-        None,
-    );
+    let ratios = [("TPC-B: branch / native", method::BRANCH, method::NATIVE)];
+    measure_sides(ctx, ROW, &what, Workload::TpcB, sides, &ratios).await;
     drop_database(&native, &native_db).await?;
     if let Ok(daemon) = ctx.daemon() {
         let _ = daemon.delete_branch("tpcb").await;
@@ -123,21 +140,10 @@ pub async fn tpcb(ctx: &mut Ctx) -> Result<()> {
 /// Row 4: select-only on a branch of main, at depth 50, and natively.
 pub async fn select_only(ctx: &mut Ctx) -> Result<()> {
     const ROW: u8 = 4;
-    let size = ctx.plan.main;
-    let db = size.database();
-    let what = format!(
-        "pgbench -S, {} clients, {} s, {}",
-        ctx.plan.clients,
-        ctx.plan.duration.as_secs(),
-        size.label()
-    );
+    let db = ctx.plan.main.database();
+    let what = describe(ctx, "-S");
     let native = ctx.native.target();
-    let mut sides = vec![Side {
-        method: method::NATIVE,
-        target: native,
-        db: db.clone(),
-        tps: Vec::new(),
-    }];
+    let mut sides = vec![Side::new(method::NATIVE, native, &db)];
     if let Ok(daemon) = ctx.daemon() {
         let chain = async {
             daemon.create_branch("select", "main").await?;
@@ -156,47 +162,30 @@ pub async fn select_only(ctx: &mut Ctx) -> Result<()> {
         .await;
         match chain {
             Ok(deepest) => {
-                sides.push(Side {
-                    method: method::BRANCH,
-                    target: daemon.target("select"),
-                    db: db.clone(),
-                    tps: Vec::new(),
-                });
-                sides.push(Side {
-                    method: method::BRANCH_DEPTH_50,
-                    target: daemon.target(&deepest),
-                    db: db.clone(),
-                    tps: Vec::new(),
-                });
+                sides.push(Side::new(method::BRANCH, daemon.target("select"), &db));
+                sides.push(Side::new(
+                    method::BRANCH_DEPTH_50,
+                    daemon.target(&deepest),
+                    &db,
+                ));
             }
             Err(e) => ctx.fail("creating the select-only branches", &e),
         }
     }
-    run_sides(ctx, &what, Workload::SelectOnly, &mut sides).await;
-    for s in &sides {
-        ctx.record(ROW, &what, s.method, Unit::Tps, &s.tps, Some(size.gib));
-    }
-    ctx.compare(
-        ROW,
-        "-S: branch / native",
-        method::BRANCH,
-        method::NATIVE,
-        None,
-    );
-    ctx.compare(
-        ROW,
-        "-S: branch at depth 50 / native",
-        method::BRANCH_DEPTH_50,
-        method::NATIVE,
-        None,
-    );
-    ctx.compare(
-        ROW,
-        "-S: branch at depth 50 / branch of main",
-        method::BRANCH_DEPTH_50,
-        method::BRANCH,
-        None,
-    );
+    let ratios = [
+        ("-S: branch / native", method::BRANCH, method::NATIVE),
+        (
+            "-S: branch at depth 50 / native",
+            method::BRANCH_DEPTH_50,
+            method::NATIVE,
+        ),
+        (
+            "-S: branch at depth 50 / branch of main",
+            method::BRANCH_DEPTH_50,
+            method::BRANCH,
+        ),
+    ];
+    measure_sides(ctx, ROW, &what, Workload::SelectOnly, sides, &ratios).await;
     if let Ok(daemon) = ctx.daemon() {
         // Deepest first: every branch is then a leaf when it goes.
         for depth in (1..=DEPTH).rev() {
