@@ -145,6 +145,35 @@ impl PageFs {
         let start = Instant::now();
         let result = self.branch.sync();
         self.counters.fsync(start.elapsed());
+        self.reply_empty(op, result, reply);
+    }
+
+    /// Answers with the entry of a name `op` found or made in `parent`, or
+    /// with the errno of its failure.
+    fn reply_entry(
+        &self,
+        op: &'static str,
+        parent: FileId,
+        result: Result<FileAttr, StoreError>,
+        reply: ReplyEntry,
+    ) {
+        match result {
+            Ok(attr) => self.entry(parent, &attr, reply),
+            Err(err) => reply.error(self.errno(op, &err)),
+        }
+    }
+
+    /// Answers with the attributes `op` returned, or with the errno of its
+    /// failure.
+    fn reply_attr(&self, op: &'static str, result: Result<FileAttr, StoreError>, reply: ReplyAttr) {
+        match result {
+            Ok(attr) => reply.attr(&TTL, &fuse_attr(&attr)),
+            Err(err) => reply.error(self.errno(op, &err)),
+        }
+    }
+
+    /// Answers that `op` succeeded, or with the errno of its failure.
+    fn reply_empty(&self, op: &'static str, result: Result<(), StoreError>, reply: ReplyEmpty) {
         match result {
             Ok(()) => reply.ok(),
             Err(err) => reply.error(self.errno(op, &err)),
@@ -180,10 +209,8 @@ impl Filesystem for PageFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         tracing::debug!(parent = parent.0, ?name, "lookup");
-        match self.branch.lookup(file_id(parent), name) {
-            Ok(attr) => self.entry(file_id(parent), &attr, reply),
-            Err(err) => reply.error(self.errno("lookup", &err)),
-        }
+        let result = self.branch.lookup(file_id(parent), name);
+        self.reply_entry("lookup", file_id(parent), result, reply);
     }
 
     // `batch_forget` is left to fuser's default, which calls this per inode
@@ -194,10 +221,8 @@ impl Filesystem for PageFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.branch.getattr(file_id(ino)) {
-            Ok(attr) => reply.attr(&TTL, &fuse_attr(&attr)),
-            Err(err) => reply.error(self.errno("getattr", &err)),
-        }
+        let result = self.branch.getattr(file_id(ino));
+        self.reply_attr("getattr", result, reply);
     }
 
     fn setattr(
@@ -236,10 +261,7 @@ impl Filesystem for PageFs {
         } else {
             self.branch.setattr(id, change)
         };
-        match result {
-            Ok(attr) => reply.attr(&TTL, &fuse_attr(&attr)),
-            Err(err) => reply.error(self.errno("setattr", &err)),
-        }
+        self.reply_attr("setattr", result, reply);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -265,10 +287,8 @@ impl Filesystem for PageFs {
             return reply.error(Errno::EPERM);
         }
         let parent = file_id(parent);
-        match self.create_file(req, parent, name, FileKind::File, mode, umask) {
-            Ok(attr) => self.entry(parent, &attr, reply),
-            Err(err) => reply.error(self.errno("mknod", &err)),
-        }
+        let result = self.create_file(req, parent, name, FileKind::File, mode, umask);
+        self.reply_entry("mknod", parent, result, reply);
     }
 
     fn mkdir(
@@ -282,29 +302,23 @@ impl Filesystem for PageFs {
     ) {
         tracing::debug!(parent = parent.0, ?name, mode, "mkdir");
         let parent = file_id(parent);
-        match self.create_file(req, parent, name, FileKind::Directory, mode, umask) {
-            Ok(attr) => self.entry(parent, &attr, reply),
-            Err(err) => reply.error(self.errno("mkdir", &err)),
-        }
+        let result = self.create_file(req, parent, name, FileKind::Directory, mode, umask);
+        self.reply_entry("mkdir", parent, result, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         tracing::debug!(parent = parent.0, ?name, "unlink");
-        match self.branch.unlink(file_id(parent), name) {
-            Ok(id) => {
-                self.settle(id, self.inodes.orphaned(id));
-                reply.ok();
-            }
-            Err(err) => reply.error(self.errno("unlink", &err)),
-        }
+        let result = self
+            .branch
+            .unlink(file_id(parent), name)
+            .map(|id| self.settle(id, self.inodes.orphaned(id)));
+        self.reply_empty("unlink", result, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         tracing::debug!(parent = parent.0, ?name, "rmdir");
-        match self.branch.rmdir(file_id(parent), name) {
-            Ok(()) => reply.ok(),
-            Err(err) => reply.error(self.errno("rmdir", &err)),
-        }
+        let result = self.branch.rmdir(file_id(parent), name);
+        self.reply_empty("rmdir", result, reply);
     }
 
     fn symlink(
@@ -317,13 +331,10 @@ impl Filesystem for PageFs {
     ) {
         tracing::debug!(parent = parent.0, ?link_name, ?target, "symlink");
         let parent = file_id(parent);
-        match self
+        let result = self
             .branch
-            .symlink(parent, link_name, target, req.uid(), req.gid())
-        {
-            Ok(attr) => self.entry(parent, &attr, reply),
-            Err(err) => reply.error(self.errno("symlink", &err)),
-        }
+            .symlink(parent, link_name, target, req.uid(), req.gid());
+        self.reply_entry("symlink", parent, result, reply);
     }
 
     fn rename(
@@ -350,8 +361,10 @@ impl Filesystem for PageFs {
             no_replace: flags.contains(RenameFlags::RENAME_NOREPLACE),
         };
         let (from, to) = (file_id(parent), file_id(newparent));
-        match self.branch.rename(from, name, to, newname, store_flags) {
-            Ok(replaced) => {
+        let result = self
+            .branch
+            .rename(from, name, to, newname, store_flags)
+            .map(|replaced| {
                 if let Some(id) = replaced {
                     self.settle(id, self.inodes.orphaned(id));
                 }
@@ -360,10 +373,8 @@ impl Filesystem for PageFs {
                         self.inodes.reparented(moved.id, to);
                     }
                 }
-                reply.ok();
-            }
-            Err(err) => reply.error(self.errno("rename", &err)),
-        }
+            });
+        self.reply_empty("rename", result, reply);
     }
 
     fn link(
@@ -695,9 +706,6 @@ impl Filesystem for PageFs {
             }
             Ok(())
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(err) => reply.error(self.errno("fallocate", &err)),
-        }
+        self.reply_empty("fallocate", result, reply);
     }
 }
