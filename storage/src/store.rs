@@ -525,6 +525,23 @@ impl Store {
         self.shared.counters.snapshot()
     }
 
+    /// Bytes on disk of the branch's open log. A branch that nothing has
+    /// been forked from owns at least this; a branch just created owns
+    /// exactly this (everything else it reads, its parent reads too). Unlike
+    /// [`Store::usage`], costs one lookup, not a walk of every branch.
+    pub fn open_log_bytes(&self, name: &str) -> Result<u64, StoreError> {
+        let cat = self.shared.cat.lock();
+        let rec = cat
+            .state
+            .branches
+            .get(name)
+            .ok_or_else(|| StoreError::BranchNotFound(name.to_string()))?;
+        let open = cat.state.timelines.get(&rec.timeline).and_then(|t| t.open);
+        Ok(open
+            .and_then(|id| cat.layers.get(&id))
+            .map_or(0, |l| l.bytes_on_disk()))
+    }
+
     /// Bytes on disk in all, and per branch the bytes of layers only it can read.
     pub fn usage(&self) -> StorageUsage {
         gc::usage(&self.shared.cat.lock())
