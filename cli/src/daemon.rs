@@ -118,7 +118,6 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 pub struct Daemon {
     info: DaemonInfo,
     control: Arc<Control>,
-    proxy_metrics: Arc<ProxyMetrics>,
     shutdown: watch::Sender<bool>,
     proxy: JoinHandle<()>,
     api: JoinHandle<()>,
@@ -228,7 +227,7 @@ impl Daemon {
             secrets.api_token.clone(),
             info.clone(),
             postgres_version,
-            proxy_metrics.clone(),
+            proxy_metrics,
         ));
         let api = tokio::spawn({
             let rx = shutdown_rx.clone();
@@ -247,7 +246,6 @@ impl Daemon {
         Ok(Daemon {
             info,
             control,
-            proxy_metrics,
             shutdown,
             proxy,
             api,
@@ -261,14 +259,6 @@ impl Daemon {
     /// What `daemon.json` says.
     pub fn info(&self) -> &DaemonInfo {
         &self.info
-    }
-
-    pub fn control(&self) -> &Arc<Control> {
-        &self.control
-    }
-
-    pub fn proxy_metrics(&self) -> &Arc<ProxyMetrics> {
-        &self.proxy_metrics
     }
 
     /// The connection string of `main`.

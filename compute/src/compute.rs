@@ -4,8 +4,10 @@
 //! private socket directory, opens the branch's log file (appending, as the
 //! daemon's user) and spawns the postmaster directly — never `pg_ctl` — as
 //! [`RunAs`], in a process group of its own, with its stdout and stderr on the
-//! log file. It then probes the socket with a real SCRAM login as
-//! [`crate::INTERNAL_ROLE`] until one succeeds (see `compute/ready.rs`).
+//! log file. It is ready when its log says `database system is ready to
+//! accept connections`; only when that line does not show up does it probe
+//! the socket with a real SCRAM login as [`crate::INTERNAL_ROLE`] (see
+//! `compute/ready.rs`).
 //!
 //! A `postmaster.pid` left by a crash that names a process which is not a
 //! postmaster of this data directory (a zombie, a reused pid) is removed
@@ -117,7 +119,7 @@ impl Compute {
 
         let mut cmd = command_as(&bins.tool("postgres"), run_as, Path::new("/"));
         cmd.arg("-D").arg(&spec.datadir);
-        for (k, v) in config::start_settings(&spec.socket_dir, &spec.hba_file)
+        for (k, v) in config::start_settings(&spec.socket_dir, &spec.hba_file, bins.version.major)
             .iter()
             .chain(&spec.settings)
         {
@@ -139,6 +141,7 @@ impl Compute {
                 std::io::Error::other("the child has no pid"),
             ));
         };
+        let spawned = started.elapsed();
         // From here on, dropping `compute` (error or cancellation) kills the group.
         let mut compute = Compute {
             name: spec.name.clone(),
@@ -153,7 +156,13 @@ impl Compute {
         };
         compute.wait_ready(secrets, started, ready_timeout).await?;
         compute.startup_time = started.elapsed();
-        tracing::info!(branch = %compute.name, pid, startup = ?compute.startup_time, "postgres is ready");
+        tracing::info!(
+            branch = %compute.name,
+            pid,
+            spawned_ms = spawned.as_secs_f64() * 1000.0,
+            ready_ms = compute.startup_time.as_secs_f64() * 1000.0,
+            "postgres is ready"
+        );
         Ok(compute)
     }
 
@@ -163,7 +172,6 @@ impl Compute {
         started: Instant,
         timeout: Duration,
     ) -> Result<(), ComputeError> {
-        let mut pause = Duration::from_millis(2);
         let mut ready_line = ready::ReadyLine::new(&self.log_file, self.log_offset);
         loop {
             if let Some(status) = self.try_reap()? {
@@ -174,7 +182,13 @@ impl Compute {
                     log_tail: self.log_tail(),
                 });
             }
-            if ready_line.seen() || started.elapsed() >= ready::LOG_GRACE {
+            // The line is printed only once the server accepts connections
+            // (recovery done, socket listening): no login is needed to know.
+            if ready_line.seen() && self.socket_path().exists() {
+                tracing::debug!(branch = %self.name, after = ?started.elapsed(), "ready line seen");
+                return Ok(());
+            }
+            if started.elapsed() >= ready::LOG_GRACE {
                 match ready::probe(&self.socket_dir, secrets).await {
                     ready::Probe::Ready => return Ok(()),
                     ready::Probe::NotYet => {}
@@ -194,8 +208,8 @@ impl Compute {
                     log_tail: self.log_tail(),
                 });
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
+            // Reading the tail of our own log is one small read: poll often.
+            tokio::time::sleep(ready::POLL).await;
         }
     }
 
@@ -214,7 +228,7 @@ impl Compute {
         self.pid
     }
 
-    /// Time from the beginning of `start` until the first successful login.
+    /// Time from the beginning of `start` until the server was ready.
     pub fn startup_time(&self) -> Duration {
         self.startup_time
     }

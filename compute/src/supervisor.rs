@@ -107,7 +107,7 @@ pub struct RunningCompute {
     /// `<socket_dir>/.s.PGSQL.5432`.
     pub socket_path: PathBuf,
     pub log_file: PathBuf,
-    /// Spawn until first login, for this start.
+    /// From the start's beginning until the server was ready, for this start.
     pub startup_time: Duration,
 }
 

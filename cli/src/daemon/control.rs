@@ -89,7 +89,23 @@ impl Control {
     }
 
     fn view(&self, info: &BranchInfo) -> Branch {
-        view::view(info, self.runtime.state(info.id), &self.store.usage())
+        let owned = self
+            .store
+            .usage()
+            .owned_bytes
+            .get(&info.name)
+            .copied()
+            .unwrap_or(0);
+        view::view(info, self.runtime.state(info.id), owned)
+    }
+
+    /// The view of a branch just created. It owns exactly its open log
+    /// (everything else it reads, its parent reads too), so this costs one
+    /// lookup, where [`Store::usage`] walks every branch and layer: a create
+    /// stays as fast with 1,000 branches as with one.
+    fn view_new(&self, info: &BranchInfo) -> Branch {
+        let owned = self.store.open_log_bytes(&info.name).unwrap_or(0);
+        view::view(info, self.runtime.state(info.id), owned)
     }
 
     /// Runs a store change on the blocking pool: it ends in a device flush,
@@ -112,7 +128,10 @@ impl Control {
         self.store
             .branches()
             .iter()
-            .map(|info| view::view(info, self.runtime.state(info.id), &usage))
+            .map(|info| {
+                let owned = usage.owned_bytes.get(&info.name).copied().unwrap_or(0);
+                view::view(info, self.runtime.state(info.id), owned)
+            })
             .collect()
     }
 
@@ -177,7 +196,7 @@ impl Control {
             })
             .await?;
         tracing::info!(branch = %req.name, parent, id = info.id.0, "branch created");
-        Ok((self.view(&info), true))
+        Ok((self.view_new(&info), true))
     }
 
     /// Deletes a branch (refused when protected): stops its compute, unmounts

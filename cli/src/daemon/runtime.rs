@@ -34,6 +34,7 @@ use offshoot_compute::{ComputeError, ComputeSpec, Supervisor};
 use offshoot_pagefs::MountMetrics;
 use offshoot_storage::{BranchId, Store};
 use parking_lot::Mutex;
+use tracing::Instrument as _;
 
 pub use lease::Lease;
 pub use mounts::{mount_branch, unmount};
@@ -189,6 +190,8 @@ impl Runtime {
             let name = name.to_string();
             move || async move {
                 let datadir = home.mountpoint(id);
+                let mounting = Instant::now();
+                let was_mounted = mounts.is_mounted(id);
                 mounts
                     .ensure(
                         id,
@@ -201,6 +204,13 @@ impl Runtime {
                         what: format!("mount branch {name:?}"),
                         source: std::io::Error::other(reason),
                     })?;
+                if !was_mounted {
+                    tracing::info!(
+                        branch = %name,
+                        mount_ms = ms(mounting.elapsed()),
+                        "branch mounted"
+                    );
+                }
                 Ok(ComputeSpec {
                     datadir,
                     socket_dir: home.socket_dir(id),
@@ -211,13 +221,19 @@ impl Runtime {
                 })
             }
         };
-        let running = self.supervisor.ensure_running(&id, start).await?;
+        let span = tracing::info_span!("wake", branch = name, id = id.0);
+        let running = self
+            .supervisor
+            .ensure_running(&id, start)
+            .instrument(span)
+            .await?;
         if fresh {
             tracing::info!(
                 branch = name,
                 id = id.0,
                 pid = running.pid,
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed_ms = ms(started.elapsed()),
+                startup_ms = ms(running.startup_time),
                 "compute started"
             );
         }
@@ -325,4 +341,9 @@ impl Runtime {
         }
         self.mounts.remove_all().await;
     }
+}
+
+/// Milliseconds with a fraction, for log fields.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }

@@ -1,18 +1,21 @@
 //! Readiness: when to consider a starting postmaster ready.
 //!
-//! Two signals, in order:
-//! 1. the log line `database system is ready to accept connections`, read
-//!    from the branch's log (our own file, never the data directory, which may
-//!    be the daemon's FUSE mount). Waiting for it first means no login is
-//!    tried while the server is still starting, so the log carries no
-//!    `FATAL: the database system is starting up` noise and no backend is
-//!    forked in vain. Messages are forced to English (`lc_messages=C`) and to
-//!    stderr at every start, so the line is always there; if it still does
-//!    not show up within [`LOG_GRACE`], logins are tried anyway.
-//! 2. a real login as [`INTERNAL_ROLE`] over the unix socket, the path a
-//!    client takes (socket, SCRAM, backend start). A missing socket or
-//!    "the database system is starting up" means not yet; any other refusal
-//!    (wrong password, missing role) is final.
+//! The signal is the log line `database system is ready to accept
+//! connections`, read from the branch's log (our own file, never the data
+//! directory, which may be the daemon's FUSE mount). PostgreSQL prints it
+//! only once the startup process has finished (crash recovery included) and
+//! the postmaster accepts connections, on the socket it opened before
+//! recovery began; so a client's login right after it succeeds, and readiness
+//! costs no login of its own (a SCRAM exchange and a backend fork, a few
+//! milliseconds of the start). Messages are forced to English
+//! (`lc_messages=C`) and to stderr at every start, so the line is always
+//! there. The log is polled every [`POLL`], a small read from the last
+//! offset.
+//!
+//! Fallback: if the line does not show up within [`LOG_GRACE`], a real
+//! login as [`INTERNAL_ROLE`] over the unix socket decides. A missing socket
+//! or "the database system is starting up" means not yet; any other refusal
+//! (wrong password, missing role) is final.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -28,6 +31,8 @@ use crate::INTERNAL_ROLE;
 
 /// How long to wait for the ready line before trying logins regardless.
 pub(super) const LOG_GRACE: Duration = Duration::from_secs(2);
+/// How often the log is read while waiting for the ready line.
+pub(super) const POLL: Duration = Duration::from_millis(1);
 const READY_LINE: &[u8] = b"database system is ready to accept connections";
 
 pub(super) enum Probe {

@@ -159,8 +159,12 @@ pub async fn connect(
 }
 
 /// Pids of postmasters running on `datadir` (`postgres -D <datadir> …`).
+///
+/// A child the postmaster has just forked carries the postmaster's command
+/// line until it sets its process title; it is not counted (its parent is a
+/// match too).
 pub fn postmasters(datadir: &Path) -> Vec<u32> {
-    processes()
+    let matches: Vec<u32> = processes()
         .into_iter()
         .filter(|(_, args)| {
             args.first().is_some_and(|a| a.ends_with("postgres"))
@@ -169,7 +173,19 @@ pub fn postmasters(datadir: &Path) -> Vec<u32> {
                     .any(|w| w[0] == "-D" && Path::new(&w[1]) == datadir)
         })
         .map(|(pid, _)| pid)
+        .collect();
+    matches
+        .iter()
+        .copied()
+        .filter(|pid| parent_of(*pid).is_none_or(|ppid| !matches.contains(&ppid)))
         .collect()
+}
+
+/// The parent pid from `/proc/<pid>/stat` (the field after the state).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Waits up to five seconds for every postmaster on `datadir` to be gone;

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use offshoot_storage::{BranchInfo, StorageUsage};
+use offshoot_storage::BranchInfo;
 
 use crate::api::types::{Branch, ComputeState};
 
@@ -41,14 +41,15 @@ pub fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     })
 }
 
-pub fn view(info: &BranchInfo, state: ComputeState, usage: &StorageUsage) -> Branch {
+/// The API view of a branch that owns `owned_bytes` of storage.
+pub fn view(info: &BranchInfo, state: ComputeState, owned_bytes: u64) -> Branch {
     Branch {
         id: info.id.0,
         name: info.name.clone(),
         parent: info.parent.clone(),
         created_at: rfc3339(info.created_at),
         state,
-        owned_bytes: usage.owned_bytes.get(&info.name).copied().unwrap_or(0),
+        owned_bytes,
         expires_at: expires_at(info).map(rfc3339),
         protected: is_protected(info),
     }
