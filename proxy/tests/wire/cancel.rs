@@ -4,15 +4,11 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
 
-use crate::support::{PgOptions, PgServer, ProxyHarness};
+use crate::support::ProxyHarness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_cancel_request_reaches_the_right_compute() {
-    let main = PgServer::start(PgOptions::named("main"));
-    let other = PgServer::start(PgOptions::named("other"));
-    let (proxy, _router) =
-        ProxyHarness::with_routes(&[("main", main.socket_path()), ("other", other.socket_path())])
-            .await;
+    let ([_main, _other], proxy, _router) = ProxyHarness::with_computes(["main", "other"]).await;
     // A session on another branch, so that the map holds more than one key.
     let (_other_client, other_conn) = proxy
         .pg_config("postgres.other")

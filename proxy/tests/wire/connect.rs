@@ -2,15 +2,11 @@
 
 use tokio_postgres::NoTls;
 
-use crate::support::{psql, PgOptions, PgServer, ProxyHarness, PASSWORD};
+use crate::support::{psql, ProxyHarness, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_psql_names_branch_by_user_and_by_options() {
-    let main = PgServer::start(PgOptions::named("main"));
-    let dev = PgServer::start(PgOptions::named("dev"));
-    let (proxy, router) =
-        ProxyHarness::with_routes(&[("main", main.socket_path()), ("dev", dev.socket_path())])
-            .await;
+    let ([_main, _dev], proxy, router) = ProxyHarness::with_computes(["main", "dev"]).await;
 
     let out = psql(
         &proxy.url("postgres.dev", "postgres", ""),
@@ -44,8 +40,7 @@ async fn pg_psql_names_branch_by_user_and_by_options() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_tokio_postgres_connects_and_holds_a_lease() {
-    let main = PgServer::start(PgOptions::named("main"));
-    let (proxy, router) = ProxyHarness::with_routes(&[("main", main.socket_path())]).await;
+    let ([_main], proxy, router) = ProxyHarness::with_computes(["main"]).await;
 
     let (client, conn) = proxy
         .pg_config("postgres.main")
@@ -88,11 +83,7 @@ async fn pg_tokio_postgres_connects_and_holds_a_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_switching_database_stays_on_the_branch() {
-    let main = PgServer::start(PgOptions::named("main"));
-    let dev = PgServer::start(PgOptions::named("dev"));
-    let (proxy, _router) =
-        ProxyHarness::with_routes(&[("main", main.socket_path()), ("dev", dev.socket_path())])
-            .await;
+    let ([_main, _dev], proxy, _router) = ProxyHarness::with_computes(["main", "dev"]).await;
     // psql's \c reconnects with the same user name, so the branch follows.
     let out = psql(
         &proxy.url("postgres.dev", "postgres", ""),

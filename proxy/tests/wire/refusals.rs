@@ -8,8 +8,7 @@ use crate::support::{psql, PgOptions, PgServer, ProxyHarness, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_wrong_password_is_rejected_by_the_compute() {
-    let main = PgServer::start(PgOptions::named("main"));
-    let (proxy, router) = ProxyHarness::with_routes(&[("main", main.socket_path())]).await;
+    let ([_main], proxy, router) = ProxyHarness::with_computes(["main"]).await;
     let out = psql(
         &proxy.url("postgres.main", "postgres", ""),
         "not-the-password",

@@ -12,6 +12,8 @@ use offshoot_proxy::{BoxFuture, ProxyConfig, ProxyError, ProxyMetrics, Route, Ro
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::postgres::{PgOptions, PgServer};
+
 /// Routes from a fixed map; unknown names list the known ones.
 #[derive(Default)]
 pub struct FakeRouter {
@@ -111,6 +113,22 @@ impl ProxyHarness {
         let router = FakeRouter::new(routes);
         let proxy = ProxyHarness::start(router.clone(), ProxyConfig::default()).await;
         (proxy, router)
+    }
+
+    /// A PostgreSQL server per name, each the compute of the branch of that
+    /// name, behind a proxy. Bound as `let ([main, …], proxy, router) = …`,
+    /// the servers outlive the proxy.
+    pub async fn with_computes<const N: usize>(
+        names: [&str; N],
+    ) -> ([PgServer; N], ProxyHarness, Arc<FakeRouter>) {
+        let servers = names.map(|name| PgServer::start(PgOptions::named(name)));
+        let routes: Vec<(&str, PathBuf)> = names
+            .iter()
+            .zip(&servers)
+            .map(|(name, server)| (*name, server.socket_path()))
+            .collect();
+        let (proxy, router) = ProxyHarness::with_routes(&routes).await;
+        (servers, proxy, router)
     }
 
     /// A libpq URL through the proxy.
