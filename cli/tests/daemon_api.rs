@@ -9,39 +9,17 @@
 
 #[path = "daemon_api/http.rs"]
 mod http;
+#[path = "daemon_api/support.rs"]
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use http::Api;
-use offshoot::daemon::{Daemon, UpOptions};
+use offshoot::daemon::Daemon;
 use offshoot::home::Home;
-
-/// Unmounts whatever a failed test left under the home (PostgreSQL
-/// processes die with the runtime: a dropped compute is killed).
-struct MountGuard(std::path::PathBuf);
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        let _ = offshoot_pagefs::clean_stale_mounts(&self.0);
-    }
-}
-
-fn options(home: &Path) -> UpOptions {
-    let mut opts = UpOptions::new(Home::at(home));
-    opts.listen = "127.0.0.1:0".parse().unwrap();
-    opts.api_listen = "127.0.0.1:0".parse().unwrap();
-    opts.idle_timeout = Duration::from_secs(2);
-    opts
-}
-
-fn api(daemon: &Daemon, home: &Path) -> Api {
-    Api {
-        addr: daemon.info().api_addr,
-        token: Some(Home::at(home).api_token().unwrap()),
-    }
-}
+use support::{api, exec, options, uri_of, MountGuard};
 
 fn names(api: &Api) -> Vec<String> {
     let list = api.get("/v1/branches");
@@ -61,28 +39,6 @@ async fn query_one(uri: &str, sql: &str) -> Result<i64, tokio_postgres::Error> {
     drop(client);
     let _ = task.await;
     row.map(|r| r.get::<_, i64>(0))
-}
-
-async fn exec(uri: &str, sql: &str) {
-    let (client, conn) = tokio_postgres::connect(uri, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {uri}: {e}"));
-    let task = tokio::spawn(conn);
-    if let Err(e) = client.batch_execute(sql).await {
-        panic!("{sql}: {e:?}");
-    }
-    drop(client);
-    let _ = task.await;
-}
-
-fn uri_of(api: &Api, branch: &str) -> String {
-    let path = format!(
-        "{}/connection-string",
-        offshoot::api::types::branch_path(branch)
-    );
-    let r = api.get(&path);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["uri"].as_str().unwrap().to_string()
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {

@@ -10,6 +10,8 @@
 
 #[path = "daemon_api/http.rs"]
 mod http;
+#[path = "daemon_api/support.rs"]
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,31 +19,15 @@ use std::time::Duration;
 
 use http::Api;
 use offshoot::daemon::{Daemon, UpOptions};
-use offshoot::home::Home;
 use serde_json::Value;
+use support::{api, exec, uri_of, MountGuard};
 
-/// Unmounts whatever a failed test left under the home.
-struct MountGuard(std::path::PathBuf);
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        let _ = offshoot_pagefs::clean_stale_mounts(&self.0);
-    }
-}
-
+/// A daemon whose computes never stop for idleness: restarts, not the idle
+/// reaper, are what this test exercises.
 fn options(home: &Path) -> UpOptions {
-    let mut opts = UpOptions::new(Home::at(home));
-    opts.listen = "127.0.0.1:0".parse().unwrap();
-    opts.api_listen = "127.0.0.1:0".parse().unwrap();
-    opts.idle_timeout = Duration::from_secs(0);
+    let mut opts = support::options(home);
+    opts.idle_timeout = Duration::ZERO;
     opts
-}
-
-fn api(daemon: &Daemon, home: &Path) -> Api {
-    Api {
-        addr: daemon.info().api_addr,
-        token: Some(Home::at(home).api_token().unwrap()),
-    }
 }
 
 /// The acknowledged state of every branch: everything but what a restart may
@@ -71,28 +57,6 @@ async fn query_i64(uri: &str, sql: &str) -> i64 {
     drop(client);
     let _ = task.await;
     row.get::<_, i64>(0)
-}
-
-async fn exec(uri: &str, sql: &str) {
-    let (client, conn) = tokio_postgres::connect(uri, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {uri}: {e}"));
-    let task = tokio::spawn(conn);
-    if let Err(e) = client.batch_execute(sql).await {
-        panic!("{sql}: {e:?}");
-    }
-    drop(client);
-    let _ = task.await;
-}
-
-fn uri_of(api: &Api, branch: &str) -> String {
-    let path = format!(
-        "{}/connection-string",
-        offshoot::api::types::branch_path(branch)
-    );
-    let r = api.get(&path);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["uri"].as_str().unwrap().to_string()
 }
 
 /// Shuts the daemon down, starts it again on the same home, and checks the
