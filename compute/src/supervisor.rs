@@ -78,8 +78,10 @@ impl Default for SupervisorOptions {
     }
 }
 
-/// What a branch's compute is doing (the HTTP API's `state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a branch's compute is doing (the HTTP API's `state`, serialised in
+/// snake_case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ComputeState {
     Stopped,
     Starting,
@@ -95,6 +97,12 @@ impl ComputeState {
             ComputeState::Running => "running",
             ComputeState::Failed => "failed",
         }
+    }
+}
+
+impl Display for ComputeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -7,32 +7,8 @@ use serde::{Deserialize, Serialize};
 /// The API version prefix of every route but `/metrics`.
 pub const API_PREFIX: &str = "/v1";
 
-/// Whether a branch's PostgreSQL is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComputeState {
-    Stopped,
-    Starting,
-    Running,
-    Failed,
-}
-
-impl ComputeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ComputeState::Stopped => "stopped",
-            ComputeState::Starting => "starting",
-            ComputeState::Running => "running",
-            ComputeState::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for ComputeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Whether a branch's PostgreSQL is running: the compute crate's own state.
+pub use offshoot_compute::ComputeState;
 
 /// A branch as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

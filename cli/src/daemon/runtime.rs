@@ -113,12 +113,7 @@ impl Runtime {
 
     /// The compute state of a branch as the API shows it.
     pub fn state(&self, id: BranchId) -> ComputeState {
-        match self.supervisor.state(&id) {
-            offshoot_compute::ComputeState::Stopped => ComputeState::Stopped,
-            offshoot_compute::ComputeState::Starting => ComputeState::Starting,
-            offshoot_compute::ComputeState::Running => ComputeState::Running,
-            offshoot_compute::ComputeState::Failed => ComputeState::Failed,
-        }
+        self.supervisor.state(&id)
     }
 
     /// Branches whose PostgreSQL is running.
