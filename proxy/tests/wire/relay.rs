@@ -1,6 +1,6 @@
 //! The byte relay after authentication: large results pass intact, and a
 //! session ends at the compute when its client leaves and when the proxy
-//! shuts down after its grace period (the relay's threads let go of both
+//! shuts down after its grace period (the relay lets go of both
 //! sockets).
 
 use std::time::{Duration, Instant};
