@@ -66,6 +66,20 @@ pub struct Store {
     shared: Arc<Shared>,
 }
 
+/// The store is closing: no open log may be zero-filled any more. A fill
+/// still running on a background thread finishes its writes first; one not
+/// yet started does nothing. Without this, a store reopened in the same
+/// process could seal a log whose old fill then writes zeros past the new
+/// footer.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let cat = self.cat.get_mut();
+        for tl in cat.live.values() {
+            tl.writer.lock().log.close_tail();
+        }
+    }
+}
+
 impl Shared {
     pub(crate) fn seal_threshold(&self) -> u64 {
         self.opts.seal_threshold_bytes
@@ -106,7 +120,8 @@ impl Shared {
     fn open_log(&self, layer: Arc<Layer>) -> Writer {
         let end = layer::HEADER_LEN;
         let chunk = self.opts.log_zero_chunk_bytes;
-        let log = OpenLog::new(layer, self.backend.clone(), end, end, false, chunk);
+        let inline = self.opts.log_zero_fill_inline;
+        let log = OpenLog::new(layer, self.backend.clone(), end, end, false, chunk, inline);
         Writer::new(Arc::new(log), end)
     }
 

@@ -34,7 +34,9 @@ pub(crate) struct OpenLog {
     tail: Mutex<Tail>,
     /// Bytes zero-filled at a time; 0: never.
     zero_chunk: u64,
-    /// A `sync` is zero-filling (at most one at a time).
+    /// Zero-fill on the syncing thread instead of a background one.
+    fill_inline: bool,
+    /// A zero-fill is due or running (at most one at a time).
     filling: AtomicBool,
 }
 
@@ -60,6 +62,7 @@ impl OpenLog {
         zeroed: u64,
         synced: bool,
         zero_chunk: u64,
+        fill_inline: bool,
     ) -> OpenLog {
         layer.set_open_end(end);
         OpenLog {
@@ -75,6 +78,7 @@ impl OpenLog {
             zeroed: AtomicU64::new(zeroed.max(end)),
             tail: Mutex::new(Tail { closed: false }),
             zero_chunk,
+            fill_inline,
             filling: AtomicBool::new(false),
         }
     }
@@ -114,11 +118,24 @@ impl OpenLog {
     /// Makes every byte written before the call durable. Concurrent callers
     /// share one flush. After a failed flush every later sync fails too:
     /// what the kernel dropped cannot be flushed again. The caller that
-    /// flushed then zero-fills ahead of the log's end if it came near the
-    /// zeroed end.
-    pub fn sync(&self) -> Result<(), StoreError> {
-        if self.sync_inner()? {
-            self.zero_ahead();
+    /// flushed then has the log zero-filled ahead of its end if it came
+    /// near the zeroed end: on a background thread, so that the `sync`
+    /// (a commit, for PostgreSQL) does not wait for it, unless the store
+    /// was opened with `log_zero_fill_inline`.
+    pub fn sync(self: &Arc<Self>) -> Result<(), StoreError> {
+        if self.sync_inner()? && self.fill_due() && !self.filling.swap(true, Ordering::AcqRel) {
+            if self.fill_inline {
+                self.zero_ahead();
+            } else {
+                let log = self.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("log-zero-fill".into())
+                    .spawn(move || log.zero_ahead());
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "no thread for zero-filling; filling inline");
+                    self.zero_ahead();
+                }
+            }
         }
         Ok(())
     }
@@ -161,17 +178,19 @@ impl OpenLog {
         }
     }
 
-    /// Zero-fills the next chunk past the zeroed end and flushes it, if the
-    /// log holds records and its end is within half a chunk of the zeroed
-    /// end. Appends below the zeroed end go on meanwhile.
-    fn zero_ahead(&self) {
+    /// The log holds records and its end is within half a chunk of the
+    /// zeroed end.
+    fn fill_due(&self) -> bool {
         let written = self.written.load(Ordering::Acquire);
-        let due = self.zero_chunk > 0
+        self.zero_chunk > 0
             && written > crate::layer::HEADER_LEN
-            && written + self.zero_chunk / 2 > self.zeroed.load(Ordering::Acquire);
-        if !due || self.filling.swap(true, Ordering::AcqRel) {
-            return;
-        }
+            && written + self.zero_chunk / 2 > self.zeroed.load(Ordering::Acquire)
+    }
+
+    /// Zero-fills the next chunk past the zeroed end and flushes it, then
+    /// lets the next fill be scheduled. Appends below the zeroed end go on
+    /// meanwhile.
+    fn zero_ahead(&self) {
         if let Err(e) = self.fill() {
             tracing::warn!(layer = %self.layer.name, error = %e, "zero-filling the open log failed");
         }

@@ -118,6 +118,13 @@ pub struct StoreOptions {
     /// journal commit for the new length). An open log that never received
     /// a record stays at its header's size. 0 turns it off.
     pub log_zero_chunk_bytes: u64,
+    /// Zero-fill on the thread of the `sync` that found it due, before that
+    /// `sync` returns, instead of on a background thread. Off by default:
+    /// writing and flushing a chunk takes milliseconds, which would stall
+    /// the commit that happened to trigger it (and every commit queued
+    /// behind it). Tests that check the file's exact shape after a `sync`
+    /// turn it on.
+    pub log_zero_fill_inline: bool,
     /// Failpoints (tests only).
     #[cfg(feature = "testing")]
     pub failpoints: crate::failpoint::Failpoints,
@@ -129,6 +136,7 @@ impl Default for StoreOptions {
             seal_threshold_bytes: 64 << 20,
             manifest_compact_bytes: 4 << 20,
             log_zero_chunk_bytes: 4 << 20,
+            log_zero_fill_inline: false,
             #[cfg(feature = "testing")]
             failpoints: Default::default(),
         }

@@ -19,6 +19,8 @@ const HEADER_LEN: u64 = 24;
 fn opts() -> StoreOptions {
     StoreOptions {
         log_zero_chunk_bytes: CHUNK,
+        // The file's shape is checked right after each sync.
+        log_zero_fill_inline: true,
         ..Default::default()
     }
 }
@@ -262,4 +264,49 @@ fn an_idle_branch_log_stays_at_its_header() {
         .filter(|(n, _)| !before.contains(n))
         .collect();
     assert_eq!(left.len(), 1, "only main's open log is new: {left:?}");
+}
+
+/// By default the zero-fill runs on a background thread: a `sync` that
+/// finds it due returns without it, the zeros reach the file soon after,
+/// and every synced write survives a crash image taken at any point of it.
+#[test]
+fn a_background_fill_grows_the_log_after_the_sync_returns() {
+    let backend = Arc::new(MemoryBackend::new());
+    let background = StoreOptions {
+        log_zero_fill_inline: false,
+        ..opts()
+    };
+    let store = Store::open_with_backend(backend.clone(), background.clone()).unwrap();
+    store.create_branch("main", None).unwrap();
+    let f = new_file(&store, "main");
+    let b = store.branch("main").unwrap();
+    let pages = 40u8;
+    for i in 0..pages {
+        b.write(f, u64::from(i) * PS as u64, &[i + 1; PS]).unwrap();
+        b.sync().unwrap();
+        // A crash image mid-fill still holds every synced page.
+        let image = Arc::new(backend.crash_image());
+        let reopened = Store::open_with_backend(image, opts()).unwrap();
+        let got = read_file(&reopened, "main", f);
+        for p in 0..=usize::from(i) {
+            assert!(
+                got[p * PS..(p + 1) * PS].iter().all(|&v| v == p as u8 + 1),
+                "page {p} after sync {i}"
+            );
+        }
+    }
+    // The records end well past the first chunk; the zeros follow them.
+    let content = u64::from(pages) * PS as u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, len) = layer_lens(&backend).last().unwrap().clone();
+        if len >= content + CHUNK / 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never grew past its records: {len} bytes for {content} of pages"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

@@ -263,6 +263,7 @@ fn replay_open(
         zeroed,
         true,
         opts.log_zero_chunk_bytes,
+        opts.log_zero_fill_inline,
     );
     let mut w = Writer::new(Arc::new(log), end);
     for p in pending {
