@@ -23,7 +23,9 @@ pub mod method {
     pub const WAL_LOG: &str = "CREATE DATABASE … STRATEGY WAL_LOG";
     pub const DUMP_RESTORE: &str = "pg_dump -Fc | pg_restore";
     pub const NATIVE: &str = "native PostgreSQL (loopback TCP)";
+    pub const NATIVE_SOCKET: &str = "native PostgreSQL (Unix socket)";
     pub const BRANCH: &str = "offshoot branch (proxy)";
+    pub const BRANCH_SOCKET: &str = "offshoot branch (compute socket)";
     pub const BRANCH_DEPTH_50: &str = "offshoot branch at depth 50 (proxy)";
     pub const WAKE: &str = "offshoot wake from zero (proxy)";
     pub const COLD_START: &str = "native cold start (postgres start → query)";

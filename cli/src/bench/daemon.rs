@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
+use offshoot_storage::BranchId;
+
 use super::cleanup::{stop_process, Cleanup};
 use super::pg::Target;
+use crate::home::Home;
 
 /// The fields of the API's `Branch` the benchmark reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BranchView {
+    pub id: BranchId,
     pub state: String,
     pub owned_bytes: u64,
 }
@@ -37,6 +41,9 @@ struct CreatedView {
 pub struct Daemon {
     exe: PathBuf,
     home: PathBuf,
+    /// The home's layout as the daemon resolves it (its runtime root may be
+    /// outside `home`, see [`Home::at`]).
+    layout: Home,
     proxy_port: u16,
     api_port: u16,
     pid: Option<u32>,
@@ -92,6 +99,7 @@ impl Daemon {
         let mut daemon = Daemon {
             exe: exe.to_path_buf(),
             home: home.to_path_buf(),
+            layout: Home::at(home),
             proxy_port,
             api_port,
             pid: Some(pid),
@@ -143,6 +151,18 @@ impl Daemon {
             host: "127.0.0.1".into(),
             port: self.proxy_port,
             user: format!("postgres.{branch}"),
+            password: self.password.clone(),
+        }
+    }
+
+    /// How a client reaches the compute of the branch `id` directly, on its
+    /// own Unix socket (no proxy): role `postgres`, the same password. The
+    /// compute must be running (a connection through the proxy wakes it).
+    pub fn socket_target(&self, id: BranchId) -> Target {
+        Target {
+            host: self.layout.socket_dir(id).display().to_string(),
+            port: offshoot_compute::config::SOCKET_PORT,
+            user: "postgres".into(),
             password: self.password.clone(),
         }
     }

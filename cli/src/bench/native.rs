@@ -1,6 +1,7 @@
 //! The native baseline: a plain PostgreSQL cluster on the same disk, with the
 //! same binaries and the settings offshoot's computes use, started by the
-//! harness itself (`postgres -D … -k sockdir -c listen_addresses=127.0.0.1 -p PORT`).
+//! harness itself (`postgres -D … -k sockdir -c listen_addresses=127.0.0.1 -p PORT`),
+//! reached over loopback TCP or on its Unix socket in `sockdir`.
 //!
 //! Its directory (`<work>/native/`: `data/`, `sock/`, `pwfile`, `postgres.log`)
 //! is removed by the cleanup guard with the rest of the work directory.
@@ -93,6 +94,18 @@ impl NativeCluster {
     pub fn target(&self) -> Target {
         Target {
             host: "127.0.0.1".into(),
+            port: self.port,
+            user: "postgres".into(),
+            password: self.password.clone(),
+        }
+    }
+
+    /// How a client reaches it on its Unix socket (the `-k` directory; a host
+    /// starting with `/` is a socket directory to libpq and tokio-postgres),
+    /// role `postgres`.
+    pub fn socket_target(&self) -> Target {
+        Target {
+            host: self.dir.join("sock").display().to_string(),
             port: self.port,
             user: "postgres".into(),
             password: self.password.clone(),

@@ -1,6 +1,6 @@
 //! PostgreSQL as the benchmark uses it: the binaries and OS user (the same
-//! ones the daemon's computes use), and connections to a server over TCP
-//! with a role and password, timed from the client's side.
+//! ones the daemon's computes use), and connections to a server over TCP or
+//! a Unix socket with a role and password, timed from the client's side.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -55,7 +55,9 @@ impl PgTools {
     }
 }
 
-/// Where a client connects: host, port, role and password.
+/// Where a client connects: host, port, role and password. A host starting
+/// with `/` is a socket directory (`<host>/.s.PGSQL.<port>`), for libpq and
+/// tokio-postgres alike.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub host: String,

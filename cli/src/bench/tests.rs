@@ -76,10 +76,24 @@ fn pg_bench_quick() {
                 method::DUMP_RESTORE,
             ],
         ),
-        (3, &[method::NATIVE, method::BRANCH]),
+        (
+            3,
+            &[
+                method::NATIVE,
+                method::NATIVE_SOCKET,
+                method::BRANCH,
+                method::BRANCH_SOCKET,
+            ],
+        ),
         (
             4,
-            &[method::NATIVE, method::BRANCH, method::BRANCH_DEPTH_50],
+            &[
+                method::NATIVE,
+                method::NATIVE_SOCKET,
+                method::BRANCH,
+                method::BRANCH_SOCKET,
+                method::BRANCH_DEPTH_50,
+            ],
         ),
         (
             5,
@@ -121,10 +135,10 @@ fn pg_bench_quick() {
     for c in &r.comparisons {
         assert!(c.ratio.is_finite() && c.ratio > 0.0, "{c:?}");
     }
-    assert_eq!(r.targets.len(), 6);
+    assert_eq!(r.targets.len(), 7);
     // One size only: "constant in size" cannot be judged; every other target is.
     let judged = r.targets.iter().filter(|t| t.met.is_some()).count();
-    assert_eq!(judged, 5, "{:?}", r.targets);
+    assert_eq!(judged, 6, "{:?}", r.targets);
     assert!(stdout.contains("MISSED") || stdout.contains("met"));
     assert!(out.path().join("results.md").exists());
     let svg = std::fs::read_to_string(out.path().join("copy-time-vs-size.svg")).expect("svg");
