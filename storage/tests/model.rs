@@ -340,6 +340,12 @@ impl Harness {
                 self.store.branch(&self.pick(b)).unwrap().sync().unwrap();
             }
             Op::Reopen => {
+                // The old store closes before the new one opens (the daemon's
+                // home lock never lets two stores share a directory): its
+                // background zero-fills stop before recovery reads the logs.
+                let placeholder =
+                    Store::open_with_backend(Arc::new(MemoryBackend::new()), opts()).unwrap();
+                drop(std::mem::replace(&mut self.store, placeholder));
                 self.store = Store::open_with_backend(self.backend.clone(), opts()).unwrap();
                 self.check_all()?;
             }

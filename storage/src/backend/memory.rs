@@ -213,8 +213,11 @@ impl BackendFile for MemFile {
         if self.fail_syncs.load(Ordering::SeqCst) {
             return Err(injected());
         }
-        let data = self.inode.data.lock().clone();
-        *self.inode.durable.lock() = data;
+        // The live bytes stay locked until they are the durable ones: two
+        // concurrent syncs must not let the older copy land last (a real
+        // flush never makes a file's durable state go back in time).
+        let data = self.inode.data.lock();
+        *self.inode.durable.lock() = data.clone();
         Ok(())
     }
 
