@@ -5,9 +5,11 @@
 //! cargo test -p offshoot-proxy --release --test wire -- --ignored --nocapture pg_bench_proxy_vs_direct
 //! ```
 //!
-//! Runs `pgbench -S -c 4 -T $OFFSHOOT_BENCH_SECONDS` (default 20) alternately
-//! direct, through the proxy, direct, through the proxy, and prints the tps
-//! of each and the ratio of the best proxy run to the best direct run.
+//! Runs `pgbench -S -c $OFFSHOOT_BENCH_CLIENTS -j 2 -T $OFFSHOOT_BENCH_SECONDS`
+//! (defaults 4 clients, 20 s) alternately direct, through the proxy, direct,
+//! through the proxy, and prints the tps of each, each round's ratio and
+//! the proxy's CPU per transaction, and the ratio of the best proxy run to
+//! the best direct run. `OFFSHOOT_RELAY_LOOPS` sets the relay's loop count.
 
 use std::time::Duration;
 
