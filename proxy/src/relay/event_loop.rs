@@ -38,6 +38,12 @@ impl Loops {
     /// four, since each loop can carry many sessions.
     pub(super) fn get() -> io::Result<&'static Loops> {
         static LOOPS: OnceLock<Loops> = OnceLock::new();
+        // Sessions arriving together at first use start the loops once.
+        static STARTING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+        if let Some(loops) = LOOPS.get() {
+            return Ok(loops);
+        }
+        let _starting = STARTING.lock();
         if let Some(loops) = LOOPS.get() {
             return Ok(loops);
         }
