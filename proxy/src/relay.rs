@@ -85,6 +85,23 @@ mod tests {
             .collect()
     }
 
+    /// Reads to the end of stream in 4 KiB reads, pausing 5 ms at each
+    /// MiB, so the writer on the other side of the relay outruns it.
+    fn read_slowly(from: &mut impl Read) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut chunk = vec![0; 4096];
+        loop {
+            let n = from.read(&mut chunk).unwrap();
+            if n == 0 {
+                return got;
+            }
+            got.extend_from_slice(&chunk[..n]);
+            if got.len() % (1 << 20) < 4096 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
     /// Streams larger than both sockets' buffers pass intact and in order
     /// both ways while each reader is slower than its writer (so writes
     /// come back short and bytes wait in the session), and each end of
@@ -98,19 +115,7 @@ mod tests {
             let mut c = std::net::TcpStream::connect(addr).unwrap();
             c.write_all(&pattern(LEN, 1)).unwrap();
             c.shutdown(Shutdown::Write).unwrap();
-            let mut back = Vec::new();
-            let mut chunk = vec![0; 4096];
-            loop {
-                let n = c.read(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                back.extend_from_slice(&chunk[..n]);
-                if back.len() % (1 << 20) < 4096 {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-            back
+            read_slowly(&mut c)
         });
         let (accepted, _) = listener.accept().unwrap();
         accepted.set_nonblocking(true).unwrap();
@@ -118,18 +123,7 @@ mod tests {
         proxy_end.set_nonblocking(true).unwrap();
         let server_thread = std::thread::spawn(move || {
             let mut s = server_end;
-            let mut got = Vec::new();
-            let mut chunk = vec![0; 4096];
-            loop {
-                let n = s.read(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&chunk[..n]);
-                if got.len() % (1 << 20) < 4096 {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
+            let got = read_slowly(&mut s);
             s.write_all(&pattern(LEN, 2)).unwrap();
             drop(s);
             got
