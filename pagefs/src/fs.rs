@@ -8,9 +8,11 @@
 //! holds one thread while reads and writes of other backends go on.
 //!
 //! What each answer promises, and why:
-//! - `fsync`/`fsyncdir` really call `Branch::sync()` and fail only if it
-//!   fails. Answering ENOSYS would make the kernel treat every later fsync
-//!   as a success without asking (silent loss).
+//! - `fsync` really calls `Branch::sync_file()` and `fsyncdir`
+//!   `Branch::sync()`, and they fail only if those fail. Answering ENOSYS
+//!   would make the kernel treat every later fsync as a success without
+//!   asking (silent loss). Writes to WAL files are logged, all others
+//!   deferred (see `routing`), so a WAL fsync does not flush data pages.
 //! - Extended attributes are answered ENOSYS once, so the kernel stops
 //!   asking for `security.capability` before each write.
 //! - Unlinked inodes stay readable through open files; their data goes at
@@ -24,6 +26,7 @@ mod attr;
 mod caps;
 mod dirs;
 mod inodes;
+mod routing;
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -46,6 +49,7 @@ pub use caps::{Negotiated, MAX_REQUEST};
 use attr::{errno, file_id, file_type, fuse_attr, ino, TTL};
 use dirs::{DirHandles, Entry};
 use inodes::{Inodes, Verdict};
+use routing::WriteRouting;
 
 use crate::metrics::Counters;
 
@@ -60,6 +64,7 @@ thread_local! {
 pub(crate) struct PageFs {
     branch: Branch,
     inodes: Inodes,
+    routing: WriteRouting,
     dirs: DirHandles,
     /// Writes take it shared; `fallocate` takes it exclusively so that
     /// "extend to at least N" cannot race with a write that extends further.
@@ -77,6 +82,7 @@ impl PageFs {
         PageFs {
             branch,
             inodes: Inodes::default(),
+            routing: WriteRouting::default(),
             dirs: DirHandles::default(),
             size_lock: RwLock::new(()),
             negotiated,
@@ -93,11 +99,13 @@ impl PageFs {
     fn note_lookup(&self, parent: FileId, attr: &FileAttr) {
         let dir_parent = (attr.kind == FileKind::Directory).then_some(parent);
         self.inodes.looked_up(attr.id, dir_parent);
+        self.routing.note(&self.branch, parent, attr);
     }
 
     fn settle(&self, id: FileId, verdict: Verdict) {
         if verdict == Verdict::ReleaseOrphan {
             tracing::debug!(id = id.0, "releasing orphan");
+            self.routing.forget(id);
             if let Err(err) = self.branch.release_orphan(id) {
                 let _ = errno("release_orphan", &err);
             }
@@ -141,9 +149,14 @@ impl PageFs {
         Ok(entries)
     }
 
-    fn sync(&self, op: &'static str, reply: ReplyEmpty) {
+    /// `fsync` of file `file`, or with `None` an `fsyncdir` (the whole
+    /// branch).
+    fn sync(&self, op: &'static str, file: Option<FileId>, reply: ReplyEmpty) {
         let start = Instant::now();
-        let result = self.branch.sync();
+        let result = match file {
+            Some(id) => self.branch.sync_file(id),
+            None => self.branch.sync(),
+        };
         self.counters.fsync(start.elapsed());
         self.reply_empty(op, result, reply);
     }
@@ -437,7 +450,13 @@ impl Filesystem for PageFs {
     ) {
         tracing::trace!(ino = ino.0, offset, len = data.len(), "write");
         let _shared = self.size_lock.read();
-        match self.branch.write(file_id(ino), offset, data) {
+        let id = file_id(ino);
+        let written = if self.routing.is_logged(id) {
+            self.branch.write(id, offset, data)
+        } else {
+            self.branch.write_deferred(id, offset, data)
+        };
+        match written {
             Ok(()) => {
                 self.counters.write(data.len());
                 reply.written(data.len() as u32);
@@ -482,7 +501,7 @@ impl Filesystem for PageFs {
         reply: ReplyEmpty,
     ) {
         tracing::debug!(ino = ino.0, datasync, "fsync");
-        self.sync("fsync", reply);
+        self.sync("fsync", Some(file_id(ino)), reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -571,7 +590,7 @@ impl Filesystem for PageFs {
         reply: ReplyEmpty,
     ) {
         tracing::debug!(ino = ino.0, datasync, "fsyncdir");
-        self.sync("fsyncdir", reply);
+        self.sync("fsyncdir", None, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

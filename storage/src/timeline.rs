@@ -1,10 +1,11 @@
 //! A timeline: the in-memory tree of one chain of layers plus its open log,
-//! which it owns on disk (the one `layer-*` file not yet sealed). Appends
-//! go through one per-timeline lock; reads take the tree's read lock only
-//! long enough to copy a page location, and read page data without locks.
-//! `sync` implements group commit over the open log.
+//! which it owns on disk (the one `layer-*` file not yet sealed, and its
+//! page file once a deferred write made one). Appends go through one
+//! per-timeline lock; reads take the tree's read lock only long enough to
+//! copy a page location, and read page data without locks. `sync`
+//! implements group commit over each of the two files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -16,10 +17,22 @@ use crate::record::{self, MetaOp};
 use crate::tree::{PageLoc, Tree};
 use crate::{FileId, PageNo, StoreError, TimelineId};
 
-/// The open log's durability state, shared by concurrent `sync` callers,
-/// and its zero-filled tail.
+/// Which file of the open layer an [`OpenLog`] appends to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The layer file: every record, in order.
+    Records,
+    /// The page file: the data of deferred writes.
+    Pages,
+}
+
+/// An append-only file of the open layer (its log, or its page file): its
+/// durability state, shared by concurrent `sync` callers, and its
+/// zero-filled tail.
 pub(crate) struct OpenLog {
     pub layer: Arc<Layer>,
+    file: Arc<dyn BackendFile>,
+    part: Part,
     /// A new log's name is made durable by the first flush, not at creation
     /// (keeps branch creation to one or two device flushes).
     backend: Arc<dyn Backend>,
@@ -66,6 +79,8 @@ impl OpenLog {
     ) -> OpenLog {
         layer.set_open_end(end);
         OpenLog {
+            file: layer.file.clone(),
+            part: Part::Records,
             layer,
             backend,
             name_durable: AtomicBool::new(synced),
@@ -83,8 +98,39 @@ impl OpenLog {
         }
     }
 
+    /// The page file of `layer`, `end` bytes long. It is never
+    /// zero-filled: only a full sync or a seal flushes it, seldom enough
+    /// that the growth of its length costs nothing measurable.
+    pub fn pages(
+        layer: Arc<Layer>,
+        backend: Arc<dyn Backend>,
+        file: Arc<dyn BackendFile>,
+        end: u64,
+        synced: bool,
+    ) -> OpenLog {
+        layer.attach_pages(file.clone(), end);
+        OpenLog {
+            file,
+            part: Part::Pages,
+            layer,
+            backend,
+            name_durable: AtomicBool::new(synced),
+            written: AtomicU64::new(end),
+            sync: Mutex::new(SyncState {
+                synced: if synced { end } else { 0 },
+                ..Default::default()
+            }),
+            synced_cv: Condvar::new(),
+            zeroed: AtomicU64::new(u64::MAX),
+            tail: Mutex::new(Tail { closed: true }),
+            zero_chunk: 0,
+            fill_inline: false,
+            filling: AtomicBool::new(false),
+        }
+    }
+
     fn file(&self) -> &Arc<dyn BackendFile> {
-        &self.layer.file
+        &self.file
     }
 
     /// Makes the log's bytes and its name durable.
@@ -105,7 +151,10 @@ impl OpenLog {
         let _tail = (end > self.zeroed.load(Ordering::Acquire)).then(|| self.tail.lock());
         self.file().write_all_at(data, at)?;
         self.written.store(end, Ordering::Release);
-        self.layer.set_open_end(end);
+        match self.part {
+            Part::Records => self.layer.set_open_end(end),
+            Part::Pages => self.layer.set_pages_end(end),
+        }
         Ok(end)
     }
 
@@ -123,7 +172,14 @@ impl OpenLog {
     /// (a commit, for PostgreSQL) does not wait for it, unless the store
     /// was opened with `log_zero_fill_inline`.
     pub fn sync(self: &Arc<Self>) -> Result<(), StoreError> {
-        if self.sync_inner()? && self.fill_due() && !self.filling.swap(true, Ordering::AcqRel) {
+        self.sync_to(self.written.load(Ordering::Acquire))
+    }
+
+    /// [`OpenLog::sync`], for the bytes before `target` only: returns at
+    /// once if they are durable already.
+    pub fn sync_to(self: &Arc<Self>, target: u64) -> Result<(), StoreError> {
+        if self.sync_inner(target)? && self.fill_due() && !self.filling.swap(true, Ordering::AcqRel)
+        {
             if self.fill_inline {
                 self.zero_ahead();
             } else {
@@ -141,8 +197,7 @@ impl OpenLog {
     }
 
     /// `Ok(true)` if this caller ran a flush.
-    fn sync_inner(&self) -> Result<bool, StoreError> {
-        let target = self.written.load(Ordering::Acquire);
+    fn sync_inner(&self, target: u64) -> Result<bool, StoreError> {
         let mut st = self.sync.lock();
         let mut flushed = false;
         loop {
@@ -232,6 +287,15 @@ impl OpenLog {
 pub(crate) struct Writer {
     pub log: Arc<OpenLog>,
     pub end: u64,
+    /// The open layer's page file, made by the first deferred write.
+    pub pages: Option<Arc<OpenLog>>,
+    /// Where the next page record goes in the page file.
+    pub pages_end: u64,
+    /// Page records waiting to be appended to the page file.
+    pub pages_buf: Vec<u8>,
+    /// Per file, the page file's end after its last deferred write: what a
+    /// `sync_file` of it must flush.
+    pub deferred: HashMap<FileId, u64>,
     pub records: u64,
     /// Metadata op bodies of this log, in order (for the sealed section).
     pub meta: Vec<Vec<u8>>,
@@ -248,12 +312,65 @@ impl Writer {
         Writer {
             log,
             end,
+            pages: None,
+            pages_end: 0,
+            pages_buf: Vec::new(),
+            deferred: HashMap::new(),
             records: 0,
             meta: Vec::new(),
             index: BTreeMap::new(),
             buf: Vec::new(),
             scratch: vec![0u8; crate::PAGE_SIZE].into_boxed_slice(),
             pending: Vec::new(),
+        }
+    }
+
+    /// Bytes of the open layer: its log and its page file.
+    pub fn bytes(&self) -> u64 {
+        self.end + self.pages_end
+    }
+
+    /// Makes the open layer's page file if it has none yet. Its name is
+    /// made durable by its first flush.
+    pub fn ensure_pages(&mut self) -> Result<(), StoreError> {
+        if self.pages.is_some() {
+            return Ok(());
+        }
+        let layer = self.log.layer.clone();
+        let backend = self.log.backend.clone();
+        let file = backend.open(&crate::layer::pages_file_name(layer.id), true)?;
+        file.set_len(0)?;
+        // After a recovery that found references but no page file, new
+        // records start past every old reference (see `recovery`).
+        let log = OpenLog::pages(layer, backend, file, self.pages_end, false);
+        self.pages = Some(Arc::new(log));
+        Ok(())
+    }
+
+    /// Appends `self.pages_buf` to the page file.
+    pub fn flush_pages_buf(&mut self) -> Result<(), StoreError> {
+        if self.pages_buf.is_empty() {
+            return Ok(());
+        }
+        let Some(pages) = &self.pages else {
+            return Err(StoreError::Io(std::io::Error::other(
+                "page records without a page file",
+            )));
+        };
+        self.pages_end = pages.append(&self.pages_buf, self.pages_end)?;
+        if self.pages_buf.capacity() > 8 << 20 {
+            self.pages_buf = Vec::new();
+        } else {
+            self.pages_buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Makes the page file durable (before a seal).
+    pub fn flush_pages(&self) -> Result<(), StoreError> {
+        match &self.pages {
+            Some(p) => p.sync(),
+            None => Ok(()),
         }
     }
 
@@ -392,8 +509,32 @@ impl Timeline {
         Ok(())
     }
 
+    /// Makes every write and metadata change so far durable: the page
+    /// file first, then the log (whose references point into it).
     pub fn sync(&self) -> Result<(), StoreError> {
-        let log = self.writer.lock().log.clone();
+        let (log, pages) = {
+            let w = self.writer.lock();
+            (w.log.clone(), w.pages.clone())
+        };
+        if let Some(pages) = pages {
+            pages.sync()?;
+        }
+        log.sync()
+    }
+
+    /// Makes durable what a crash must not lose once `file` is fsynced:
+    /// the log (every metadata change and every logged write) and the
+    /// page file up to `file`'s last deferred write, but not other files'
+    /// deferred writes past that.
+    pub fn sync_file(&self, file: FileId) -> Result<(), StoreError> {
+        let (log, pages) = {
+            let w = self.writer.lock();
+            let pages = w.pages.clone().zip(w.deferred.get(&file).copied());
+            (w.log.clone(), pages)
+        };
+        if let Some((pages, upto)) = pages {
+            pages.sync_to(upto)?;
+        }
         log.sync()
     }
 
