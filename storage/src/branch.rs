@@ -303,8 +303,9 @@ impl Branch {
     }
 
     /// [`Branch::write`] whose page data goes to the open layer's page
-    /// file, so that only [`Branch::sync`] or [`Branch::sync_file`] of this
-    /// file has to flush it, not a `sync_file` of another file. The write
+    /// file, so that only [`Branch::sync`] or a [`Branch::sync_file`] of a
+    /// file written this way has to flush it, not a `sync_file` of a file
+    /// written only with `write` (for PostgreSQL: a WAL flush). The write
     /// keeps its place in the branch's history (a reference record in the
     /// log), so a crash can lose a deferred write that was not synced but
     /// never reorders it after a later change of the same page or file.
@@ -406,7 +407,7 @@ impl Branch {
             return Err(e);
         }
         if deferred {
-            w.deferred.insert(id, w.pages_end);
+            w.deferred.insert(id);
         }
         {
             let mut t = self.tl.tree.write();
@@ -463,13 +464,14 @@ impl Branch {
         res
     }
 
-    /// An fsync of file `id`: when this returns Ok, every write to `id`,
-    /// every [`Branch::write`] to any file and every metadata change made
-    /// before the call survive a crash; [`Branch::write_deferred`] writes
-    /// to other files may not (they are durable at the next `sync`, or at
-    /// a `sync_file` of their own file). This is POSIX's promise for
-    /// fsync(2), and what PostgreSQL relies on: a WAL flush need not wait
-    /// for the data pages the kernel wrote back since the last one.
+    /// An fsync of file `id`. When this returns Ok, every
+    /// [`Branch::write`] to any file and every metadata change made before
+    /// the call survive a crash; if `id` itself has deferred writes not
+    /// yet sealed, so does every deferred write, as after [`Branch::sync`].
+    /// Only when `id` was written with `write` alone (for PostgreSQL, a
+    /// WAL segment) may other files' deferred writes stay unflushed: the
+    /// promise of fsync(2) is about the file synced, and a WAL flush need
+    /// not wait for the data pages the kernel wrote back since the last.
     pub fn sync_file(&self, id: FileId) -> Result<(), StoreError> {
         self.tl.check_live()?;
         let start = std::time::Instant::now();

@@ -5,7 +5,7 @@
 //! copy a page location, and read page data without locks. `sync`
 //! implements group commit over each of the two files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -61,8 +61,19 @@ struct SyncState {
 }
 
 struct Tail {
-    /// Sealing has begun: no more zeros may be written.
+    /// Sealing has begun (or the file is never zero-filled): no more zeros
+    /// may be written.
     closed: bool,
+}
+
+/// How an [`OpenLog`] is zero-filled ahead of its records.
+struct ZeroFill {
+    /// End of the bytes known written (records or zeros).
+    zeroed: u64,
+    /// Bytes filled at a time; 0: never.
+    chunk: u64,
+    /// Fill on the syncing thread.
+    inline: bool,
 }
 
 impl OpenLog {
@@ -78,24 +89,13 @@ impl OpenLog {
         fill_inline: bool,
     ) -> OpenLog {
         layer.set_open_end(end);
-        OpenLog {
-            file: layer.file.clone(),
-            part: Part::Records,
-            layer,
-            backend,
-            name_durable: AtomicBool::new(synced),
-            written: AtomicU64::new(end),
-            sync: Mutex::new(SyncState {
-                synced: if synced { end } else { 0 },
-                ..Default::default()
-            }),
-            synced_cv: Condvar::new(),
-            zeroed: AtomicU64::new(zeroed.max(end)),
-            tail: Mutex::new(Tail { closed: false }),
-            zero_chunk,
-            fill_inline,
-            filling: AtomicBool::new(false),
-        }
+        let file = layer.file.clone();
+        let fill = ZeroFill {
+            zeroed: zeroed.max(end),
+            chunk: zero_chunk,
+            inline: fill_inline,
+        };
+        OpenLog::with_file(layer, backend, file, Part::Records, end, synced, fill)
     }
 
     /// The page file of `layer`, `end` bytes long. It is never
@@ -109,9 +109,26 @@ impl OpenLog {
         synced: bool,
     ) -> OpenLog {
         layer.attach_pages(file.clone(), end);
+        let fill = ZeroFill {
+            zeroed: u64::MAX,
+            chunk: 0,
+            inline: false,
+        };
+        OpenLog::with_file(layer, backend, file, Part::Pages, end, synced, fill)
+    }
+
+    fn with_file(
+        layer: Arc<Layer>,
+        backend: Arc<dyn Backend>,
+        file: Arc<dyn BackendFile>,
+        part: Part,
+        end: u64,
+        synced: bool,
+        fill: ZeroFill,
+    ) -> OpenLog {
         OpenLog {
             file,
-            part: Part::Pages,
+            part,
             layer,
             backend,
             name_durable: AtomicBool::new(synced),
@@ -121,10 +138,12 @@ impl OpenLog {
                 ..Default::default()
             }),
             synced_cv: Condvar::new(),
-            zeroed: AtomicU64::new(u64::MAX),
-            tail: Mutex::new(Tail { closed: true }),
-            zero_chunk: 0,
-            fill_inline: false,
+            zeroed: AtomicU64::new(fill.zeroed),
+            tail: Mutex::new(Tail {
+                closed: fill.chunk == 0,
+            }),
+            zero_chunk: fill.chunk,
+            fill_inline: fill.inline,
             filling: AtomicBool::new(false),
         }
     }
@@ -172,12 +191,7 @@ impl OpenLog {
     /// (a commit, for PostgreSQL) does not wait for it, unless the store
     /// was opened with `log_zero_fill_inline`.
     pub fn sync(self: &Arc<Self>) -> Result<(), StoreError> {
-        self.sync_to(self.written.load(Ordering::Acquire))
-    }
-
-    /// [`OpenLog::sync`], for the bytes before `target` only: returns at
-    /// once if they are durable already.
-    pub fn sync_to(self: &Arc<Self>, target: u64) -> Result<(), StoreError> {
+        let target = self.written.load(Ordering::Acquire);
         if self.sync_inner(target)? && self.fill_due() && !self.filling.swap(true, Ordering::AcqRel)
         {
             if self.fill_inline {
@@ -293,9 +307,9 @@ pub(crate) struct Writer {
     pub pages_end: u64,
     /// Page records waiting to be appended to the page file.
     pub pages_buf: Vec<u8>,
-    /// Per file, the page file's end after its last deferred write: what a
-    /// `sync_file` of it must flush.
-    pub deferred: HashMap<FileId, u64>,
+    /// Files with deferred writes in this layer: a `sync_file` of one of
+    /// them flushes the page file too.
+    pub deferred: HashSet<FileId>,
     pub records: u64,
     /// Metadata op bodies of this log, in order (for the sealed section).
     pub meta: Vec<Vec<u8>>,
@@ -315,7 +329,7 @@ impl Writer {
             pages: None,
             pages_end: 0,
             pages_buf: Vec::new(),
-            deferred: HashMap::new(),
+            deferred: HashSet::new(),
             records: 0,
             meta: Vec::new(),
             index: BTreeMap::new(),
@@ -523,17 +537,16 @@ impl Timeline {
     }
 
     /// Makes durable what a crash must not lose once `file` is fsynced:
-    /// the log (every metadata change and every logged write) and the
-    /// page file up to `file`'s last deferred write, but not other files'
-    /// deferred writes past that.
+    /// the log (every metadata change and every logged write), and if
+    /// `file` has deferred writes in the open layer, the page file too.
     pub fn sync_file(&self, file: FileId) -> Result<(), StoreError> {
         let (log, pages) = {
             let w = self.writer.lock();
-            let pages = w.pages.clone().zip(w.deferred.get(&file).copied());
+            let pages = w.pages.clone().filter(|_| w.deferred.contains(&file));
             (w.log.clone(), pages)
         };
-        if let Some((pages, upto)) = pages {
-            pages.sync_to(upto)?;
+        if let Some(pages) = pages {
+            pages.sync()?;
         }
         log.sync()
     }

@@ -171,3 +171,34 @@ fn a_damaged_sealed_page_file_is_an_error_never_other_bytes() {
     let err = b.read(d, PS as u64, &mut buf).unwrap_err();
     assert!(matches!(err, StoreError::Corrupted { .. }), "{err:?}");
 }
+
+/// What `recovery_init_sync_method=syncfs` relies on (`docs/compute.md`):
+/// PostgreSQL's end-of-recovery checkpoint fsyncs `pg_control`, a file with
+/// deferred writes, and that makes every page the store had received
+/// durable, including pages recovery read but did not write.
+#[test]
+fn a_sync_of_a_file_with_deferred_writes_flushes_every_deferred_write() {
+    let (backend, store, d, _) = setup();
+    let b = store.branch("main").unwrap();
+    let control = b
+        .create(
+            FileId::ROOT,
+            OsStr::new("pg_control"),
+            FileKind::File,
+            0o600,
+            0,
+            0,
+        )
+        .unwrap()
+        .id;
+    b.write_deferred(d, 0, &vec![7u8; PS]).unwrap();
+    b.write_deferred(control, 0, &vec![8u8; 512]).unwrap();
+    b.sync_file(control).unwrap();
+    let (_, crashed) = crash(&backend);
+    assert!(all(&read(&crashed, "main", "pg_control"), 8));
+    let got = read(&crashed, "main", "d");
+    assert!(
+        all(&got[..PS], 7),
+        "another file's deferred page was not flushed"
+    );
+}
