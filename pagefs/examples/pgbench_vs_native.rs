@@ -12,6 +12,9 @@
 //! round the TPC-B and select-only (`-S`) runs alternate between them. Each
 //! pagefs run also prints the CPU per transaction (PostgreSQL's processes,
 //! and this process, the FUSE server) and the FUSE requests per transaction.
+//! `OFFSHOOT_BENCH_SETTINGS="name=value,…"` sets server settings on both
+//! sides after the load (e.g. `checkpoint_timeout=30s` for runs with
+//! checkpoints in them).
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
@@ -145,8 +148,16 @@ fn main() {
     let native = start(&native_data, "native");
     let fuse = start(mnt.mountpoint(), "pagefs");
     let init = ["-i", "-q", "-s", &scale.to_string()].map(String::from);
+    // Extra server settings for both sides, e.g.
+    // OFFSHOOT_BENCH_SETTINGS="checkpoint_timeout=30s" (comma-separated).
+    let settings = std::env::var("OFFSHOOT_BENCH_SETTINGS").unwrap_or_default();
     for pg in [&native, &fuse] {
         pg.pgbench(&init.iter().map(String::as_str).collect::<Vec<_>>());
+        for setting in settings.split(',').filter(|s| !s.is_empty()) {
+            let (name, value) = setting.split_once('=').expect("NAME=VALUE");
+            pg.psql(&format!("alter system set {name} = '{value}'"));
+        }
+        pg.psql("select pg_reload_conf()");
         pg.psql("checkpoint");
     }
 

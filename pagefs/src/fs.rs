@@ -8,11 +8,9 @@
 //! holds one thread while reads and writes of other backends go on.
 //!
 //! What each answer promises, and why:
-//! - `fsync` really calls `Branch::sync_file()` and `fsyncdir`
-//!   `Branch::sync()`, and they fail only if those fail. Answering ENOSYS
-//!   would make the kernel treat every later fsync as a success without
-//!   asking (silent loss). Writes to WAL files are logged, all others
-//!   deferred (see `routing`), so a WAL fsync does not flush data pages.
+//! - `fsync`/`fsyncdir` really call `Branch::sync()` and fail only if it
+//!   fails. Answering ENOSYS would make the kernel treat every later fsync
+//!   as a success without asking (silent loss).
 //! - Extended attributes are answered ENOSYS once, so the kernel stops
 //!   asking for `security.capability` before each write.
 //! - Unlinked inodes stay readable through open files; their data goes at
@@ -26,7 +24,6 @@ mod attr;
 mod caps;
 mod dirs;
 mod inodes;
-mod routing;
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -49,7 +46,6 @@ pub use caps::{Negotiated, MAX_REQUEST};
 use attr::{errno, file_id, file_type, fuse_attr, ino, TTL};
 use dirs::{DirHandles, Entry};
 use inodes::{Inodes, Verdict};
-use routing::WriteRouting;
 
 use crate::metrics::Counters;
 
@@ -64,7 +60,6 @@ thread_local! {
 pub(crate) struct PageFs {
     branch: Branch,
     inodes: Inodes,
-    routing: WriteRouting,
     dirs: DirHandles,
     /// Writes take it shared; `fallocate` takes it exclusively so that
     /// "extend to at least N" cannot race with a write that extends further.
@@ -82,7 +77,6 @@ impl PageFs {
         PageFs {
             branch,
             inodes: Inodes::default(),
-            routing: WriteRouting::default(),
             dirs: DirHandles::default(),
             size_lock: RwLock::new(()),
             negotiated,
@@ -99,13 +93,11 @@ impl PageFs {
     fn note_lookup(&self, parent: FileId, attr: &FileAttr) {
         let dir_parent = (attr.kind == FileKind::Directory).then_some(parent);
         self.inodes.looked_up(attr.id, dir_parent);
-        self.routing.note(&self.branch, parent, attr);
     }
 
     fn settle(&self, id: FileId, verdict: Verdict) {
         if verdict == Verdict::ReleaseOrphan {
             tracing::debug!(id = id.0, "releasing orphan");
-            self.routing.forget(id);
             if let Err(err) = self.branch.release_orphan(id) {
                 let _ = errno("release_orphan", &err);
             }
@@ -149,14 +141,9 @@ impl PageFs {
         Ok(entries)
     }
 
-    /// `fsync` of file `file`, or with `None` an `fsyncdir` (the whole
-    /// branch).
-    fn sync(&self, op: &'static str, file: Option<FileId>, reply: ReplyEmpty) {
+    fn sync(&self, op: &'static str, reply: ReplyEmpty) {
         let start = Instant::now();
-        let result = match file {
-            Some(id) => self.branch.sync_file(id),
-            None => self.branch.sync(),
-        };
+        let result = self.branch.sync();
         self.counters.fsync(start.elapsed());
         self.reply_empty(op, result, reply);
     }
@@ -450,13 +437,7 @@ impl Filesystem for PageFs {
     ) {
         tracing::trace!(ino = ino.0, offset, len = data.len(), "write");
         let _shared = self.size_lock.read();
-        let id = file_id(ino);
-        let written = if self.routing.is_logged(id) {
-            self.branch.write(id, offset, data)
-        } else {
-            self.branch.write_deferred(id, offset, data)
-        };
-        match written {
+        match self.branch.write(file_id(ino), offset, data) {
             Ok(()) => {
                 self.counters.write(data.len());
                 reply.written(data.len() as u32);
@@ -501,7 +482,7 @@ impl Filesystem for PageFs {
         reply: ReplyEmpty,
     ) {
         tracing::debug!(ino = ino.0, datasync, "fsync");
-        self.sync("fsync", Some(file_id(ino)), reply);
+        self.sync("fsync", reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -590,7 +571,7 @@ impl Filesystem for PageFs {
         reply: ReplyEmpty,
     ) {
         tracing::debug!(ino = ino.0, datasync, "fsyncdir");
-        self.sync("fsyncdir", None, reply);
+        self.sync("fsyncdir", reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -15,7 +15,6 @@ use offshoot_storage::{Branch, FileId, Store, StoreOptions};
 struct Fixture {
     branch: Branch,
     mount: Mount,
-    store_dir: std::path::PathBuf,
     // Dropped last: the store and mount point outlive the mount.
     _dir: tempfile::TempDir,
 }
@@ -41,7 +40,6 @@ fn fixture() -> Fixture {
     Fixture {
         branch,
         mount,
-        store_dir,
         _dir: dir,
     }
 }
@@ -381,54 +379,4 @@ fn fuse_commits_carry_no_setattr_of_times() {
         store_bytes(&fx.branch, &path, fx.mount.mountpoint())[..512],
         pattern(512, 0)[..]
     );
-}
-
-/// Bytes of the store's page files (the data of deferred writes).
-fn page_file_bytes(store_dir: &Path) -> u64 {
-    std::fs::read_dir(store_dir)
-        .expect("list store")
-        .map(|e| e.expect("entry"))
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".pages"))
-        .map(|e| e.metadata().expect("stat").len())
-        .sum()
-}
-
-#[test]
-fn fuse_wal_writes_are_logged_and_data_writes_deferred() {
-    let fx = fixture();
-    let mnt = fx.mount.mountpoint().to_path_buf();
-    std::fs::create_dir(mnt.join("pg_wal")).expect("mkdir pg_wal");
-    std::fs::create_dir(mnt.join("base")).expect("mkdir base");
-    let open = |p: &Path| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(p)
-            .expect("create")
-    };
-    // A WAL segment and its fsync: nothing goes to a page file.
-    let wal_path = mnt.join("pg_wal/000000010000000000000001");
-    let wal = open(&wal_path);
-    wal.write_all_at(&pattern(65_536, 1), 0).expect("write wal");
-    wal.sync_data().expect("fdatasync wal");
-    assert_eq!(
-        page_file_bytes(&fx.store_dir),
-        0,
-        "WAL data went to a page file"
-    );
-    // A relation file: its pages go to the page file, and its own fsync
-    // makes them durable there.
-    let rel_path = mnt.join("base/16384");
-    let rel = open(&rel_path);
-    rel.write_all_at(&pattern(65_536, 2), 0)
-        .expect("write relation");
-    rel.sync_all().expect("fsync relation");
-    let deferred = page_file_bytes(&fx.store_dir);
-    assert!(
-        deferred >= 65_536,
-        "relation data is not deferred: {deferred} bytes in page files"
-    );
-    assert_eq!(store_bytes(&fx.branch, &wal_path, &mnt), pattern(65_536, 1));
-    assert_eq!(store_bytes(&fx.branch, &rel_path, &mnt), pattern(65_536, 2));
 }

@@ -7,7 +7,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::layer::IN_PAGE_FILE;
 use crate::record::{self, MetaOp};
 use crate::store::Shared;
 use crate::timeline::Timeline;
@@ -297,30 +296,7 @@ impl Branch {
 
     /// Any offset and length; extends the size; writes past the end leave
     /// zero holes. Partial pages are read, modified and written whole.
-    /// Durable once any `sync` or `sync_file` of this branch returns.
     pub fn write(&self, id: FileId, offset: u64, data: &[u8]) -> Result<(), StoreError> {
-        self.write_pages(id, offset, data, false)
-    }
-
-    /// [`Branch::write`] whose page data goes to the open layer's page
-    /// file, so that only [`Branch::sync`] or a [`Branch::sync_file`] of a
-    /// file written this way has to flush it, not a `sync_file` of a file
-    /// written only with `write` (for PostgreSQL: a WAL flush). The write
-    /// keeps its place in the branch's history (a reference record in the
-    /// log), so a crash can lose a deferred write that was not synced but
-    /// never reorders it after a later change of the same page or file.
-    /// The size change a write makes is metadata and as durable as `write`'s.
-    pub fn write_deferred(&self, id: FileId, offset: u64, data: &[u8]) -> Result<(), StoreError> {
-        self.write_pages(id, offset, data, true)
-    }
-
-    fn write_pages(
-        &self,
-        id: FileId,
-        offset: u64,
-        data: &[u8],
-        deferred: bool,
-    ) -> Result<(), StoreError> {
         self.tl.check_live()?;
         let end = offset
             .checked_add(data.len() as u64)
@@ -340,9 +316,6 @@ impl Branch {
         };
         if data.is_empty() {
             return Ok(());
-        }
-        if deferred {
-            w.ensure_pages()?;
         }
         let t_now = now();
         let extend = (end > size).then_some(MetaOp::Extend {
@@ -382,11 +355,6 @@ impl Branch {
                         record::encode_zero(&mut w.buf, id, page);
                         pending.push((page, None));
                     }
-                } else if deferred {
-                    let in_pages = w.pages_end + w.pages_buf.len() as u64;
-                    record::encode_page(&mut w.pages_buf, id, page, bytes);
-                    record::encode_page_ref(&mut w.buf, id, page, in_pages);
-                    pending.push((page, Some(in_pages | IN_PAGE_FILE)));
                 } else {
                     record::encode_page(&mut w.buf, id, page, bytes);
                     pending.push((page, Some(at)));
@@ -396,18 +364,9 @@ impl Branch {
         })();
         w.scratch = scratch;
         let res = self.shared.counters.check(res);
-        // Page data first: a reference never reaches the log before the
-        // bytes it points at reach the page file.
-        let res = res
-            .and_then(|()| w.flush_pages_buf())
-            .and_then(|()| w.flush_buf());
-        if let Err(e) = res {
+        if let Err(e) = res.and_then(|()| w.flush_buf()) {
             w.buf.clear();
-            w.pages_buf.clear();
             return Err(e);
-        }
-        if deferred {
-            w.deferred.insert(id);
         }
         {
             let mut t = self.tl.tree.write();
@@ -434,7 +393,7 @@ impl Branch {
             .counters
             .write(pending.len() as u64, data.len() as u64);
         w.pending = pending;
-        let over = w.bytes() > self.shared.seal_threshold();
+        let over = w.end > self.shared.seal_threshold();
         drop(guard);
         if over {
             self.shared.maybe_seal(&self.tl);
@@ -455,27 +414,11 @@ impl Branch {
 
     /// When this returns Ok, every write and metadata change made to this
     /// branch before the call survives a crash. Concurrent calls share one
-    /// device flush per file.
+    /// device flush.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.tl.check_live()?;
         let start = std::time::Instant::now();
         let res = self.tl.sync();
-        self.shared.counters.sync(start.elapsed());
-        res
-    }
-
-    /// An fsync of file `id`. When this returns Ok, every
-    /// [`Branch::write`] to any file and every metadata change made before
-    /// the call survive a crash; if `id` itself has deferred writes not
-    /// yet sealed, so does every deferred write, as after [`Branch::sync`].
-    /// Only when `id` was written with `write` alone (for PostgreSQL, a
-    /// WAL segment) may other files' deferred writes stay unflushed: the
-    /// promise of fsync(2) is about the file synced, and a WAL flush need
-    /// not wait for the data pages the kernel wrote back since the last.
-    pub fn sync_file(&self, id: FileId) -> Result<(), StoreError> {
-        self.tl.check_live()?;
-        let start = std::time::Instant::now();
-        let res = self.tl.sync_file(id);
         self.shared.counters.sync(start.elapsed());
         res
     }

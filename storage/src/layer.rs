@@ -1,8 +1,5 @@
 //! Layer files. A layer is one file `layer-<id as 16 hex digits>`: a
-//! 24-byte header, then log records (see `record`), and, when the layer
-//! took deferred writes, a companion page file `layer-<id>.pages`: page
-//! records only, each referenced by a page reference record of the layer
-//! (an index offset with [`IN_PAGE_FILE`] set points there). While open, records
+//! 24-byte header, then log records (see `record`). While open, records
 //! are appended, and past them the file may hold a tail of written zeros
 //! (see `timeline::OpenLog`); sealing writes a seal marker, the metadata-op
 //! section, the sorted page index and a fixed-size footer right after the
@@ -33,23 +30,9 @@ pub(crate) const SEAL_MARKER: u32 = u32::MAX;
 /// Index entry offset meaning "this page is all zeros".
 pub(crate) const ZERO_PAGE: u64 = u64::MAX;
 const INDEX_ENTRY: usize = 24;
-/// Set in a page offset (in the index and in memory) when the page record
-/// is in the layer's page file rather than in the layer file.
-pub(crate) const IN_PAGE_FILE: u64 = 1 << 63;
-const PAGES_SUFFIX: &str = ".pages";
 
 pub(crate) fn file_name(id: LayerId) -> String {
     format!("layer-{:016x}", id.0)
-}
-
-/// The name of the page file of layer `id`.
-pub(crate) fn pages_file_name(id: LayerId) -> String {
-    format!("{}{PAGES_SUFFIX}", file_name(id))
-}
-
-/// The layer a file name belongs to: a layer file or its page file.
-pub(crate) fn parse_any_name(name: &str) -> Option<LayerId> {
-    parse_name(name.strip_suffix(PAGES_SUFFIX).unwrap_or(name))
 }
 
 pub(crate) fn parse_name(name: &str) -> Option<LayerId> {
@@ -91,11 +74,6 @@ pub(crate) struct Layer {
     /// While open: the end of its records (the zeroed tail past it is not
     /// content). 0 once sealed, or for a layer loaded sealed.
     open_end: AtomicU64,
-    /// The page file, once the layer has one.
-    pages: OnceLock<Arc<dyn BackendFile>>,
-    pages_map: OnceLock<Mapping>,
-    /// Bytes of the page file.
-    pages_end: AtomicU64,
 }
 
 impl Layer {
@@ -106,27 +84,7 @@ impl Layer {
             file,
             map: OnceLock::new(),
             open_end: AtomicU64::new(0),
-            pages: OnceLock::new(),
-            pages_map: OnceLock::new(),
-            pages_end: AtomicU64::new(0),
         }
-    }
-
-    /// Gives the layer its page file, `len` bytes long so far. A layer
-    /// has at most one; a second call keeps the first.
-    pub fn attach_pages(&self, file: Arc<dyn BackendFile>, len: u64) {
-        if self.pages.set(file).is_ok() {
-            self.pages_end.store(len, Ordering::Release);
-        }
-    }
-
-    pub fn pages_file(&self) -> Option<&Arc<dyn BackendFile>> {
-        self.pages.get()
-    }
-
-    /// Records the end of what was appended to the page file.
-    pub fn set_pages_end(&self, end: u64) {
-        self.pages_end.store(end, Ordering::Release);
     }
 
     /// Records the end of an open log's records.
@@ -144,11 +102,6 @@ impl Layer {
         if self.map.get().is_none() {
             let _ = self.map.set(self.file.map()?);
         }
-        if let (Some(pages), None) = (self.pages.get(), self.pages_map.get()) {
-            if pages.len()? > 0 {
-                let _ = self.pages_map.set(pages.map()?);
-            }
-        }
         Ok(())
     }
 
@@ -156,16 +109,17 @@ impl Layer {
     /// the end of its records (the file may carry up to one zero-fill
     /// chunk more, see `StoreOptions::log_zero_chunk_bytes`).
     pub fn bytes_on_disk(&self) -> u64 {
-        let pages = self.pages_end.load(Ordering::Acquire);
-        pages
-            + match self.open_end.load(Ordering::Acquire) {
-                0 => self.file.len().unwrap_or(0),
-                end => end,
-            }
+        match self.open_end.load(Ordering::Acquire) {
+            0 => self.file.len().unwrap_or(0),
+            end => end,
+        }
     }
 
-    /// Reads the page record at `offset` (in the page file if it has
-    /// [`IN_PAGE_FILE`] set), checks it, and copies bytes
+    fn corrupted(&self, offset: u64, reason: &str) -> StoreError {
+        StoreError::corrupted(format!("{} at offset {offset}: {reason}", self.name))
+    }
+
+    /// Reads the page record at `offset`, checks it, and copies bytes
     /// `[from, from + out.len())` of the page into `out`.
     pub fn read_page(
         &self,
@@ -176,85 +130,37 @@ impl Layer {
         out: &mut [u8],
     ) -> Result<(), StoreError> {
         debug_assert!(from + out.len() <= PAGE_SIZE);
-        if offset & IN_PAGE_FILE != 0 {
-            let at = offset & !IN_PAGE_FILE;
-            let pages = self.pages.get().ok_or_else(|| {
-                StoreError::corrupted(format!(
-                    "{}: a page record points into a missing page file",
-                    self.name
-                ))
-            })?;
-            return read_record(pages, self.pages_map.get(), at, file, page, from, out)
-                .map_err(|e| self.bad_record(e, &format!("{}{PAGES_SUFFIX}", self.name), at));
+        if let Some(map) = self.map.get() {
+            let start = offset as usize;
+            let past_end = || self.corrupted(offset, "page record past end of layer");
+            let head = map
+                .get(start..start.saturating_add(PAGE_RECORD))
+                .ok_or_else(past_end)?;
+            let n = record::page_frame_len(head).map_err(|r| self.corrupted(offset, r))?;
+            let rec = map
+                .get(start..start.saturating_add(n))
+                .ok_or_else(past_end)?;
+            let data =
+                record::check_page(rec, file, page).map_err(|r| self.corrupted(offset, r))?;
+            out.copy_from_slice(&data[from..from + out.len()]);
+            return Ok(());
         }
-        read_record(&self.file, self.map.get(), offset, file, page, from, out)
-            .map_err(|e| self.bad_record(e, &self.name, offset))
-    }
-
-    fn bad_record(&self, e: RecordError, name: &str, offset: u64) -> StoreError {
-        match e {
-            RecordError::Io(e) => StoreError::Io(e),
-            RecordError::Bad(why) => {
-                StoreError::corrupted(format!("{name} at offset {offset}: {why}"))
-            }
+        let mut rec = [0u8; PAGE_RECORD];
+        self.file.read_exact_at(&mut rec, offset)?;
+        let n = record::page_frame_len(&rec).map_err(|r| self.corrupted(offset, r))?;
+        if n == PAGE_RECORD {
+            let data =
+                record::check_page(&rec, file, page).map_err(|r| self.corrupted(offset, r))?;
+            out.copy_from_slice(&data[from..from + out.len()]);
+            return Ok(());
         }
-    }
-
-    fn corrupted(&self, offset: u64, reason: &str) -> StoreError {
-        StoreError::corrupted(format!("{} at offset {offset}: {reason}", self.name))
-    }
-}
-
-enum RecordError {
-    Io(io::Error),
-    Bad(&'static str),
-}
-
-impl From<io::Error> for RecordError {
-    fn from(e: io::Error) -> Self {
-        RecordError::Io(e)
-    }
-}
-
-/// Reads and checks the page-carrying record at `offset` of `file`
-/// (through `map` when the file is mapped).
-fn read_record(
-    file: &Arc<dyn BackendFile>,
-    map: Option<&Mapping>,
-    offset: u64,
-    id: FileId,
-    page: PageNo,
-    from: usize,
-    out: &mut [u8],
-) -> Result<(), RecordError> {
-    if let Some(map) = map {
-        let start = offset as usize;
-        let past_end = RecordError::Bad("page record past end of file");
-        let Some(head) = map.get(start..start.saturating_add(PAGE_RECORD)) else {
-            return Err(past_end);
-        };
-        let n = record::page_frame_len(head).map_err(RecordError::Bad)?;
-        let Some(rec) = map.get(start..start.saturating_add(n)) else {
-            return Err(past_end);
-        };
-        let data = record::check_page(rec, id, page).map_err(RecordError::Bad)?;
+        // A truncation record: the page is followed by the op.
+        let mut whole = vec![0u8; n];
+        self.file.read_exact_at(&mut whole, offset)?;
+        let data = record::check_page(&whole, file, page).map_err(|r| self.corrupted(offset, r))?;
         out.copy_from_slice(&data[from..from + out.len()]);
-        return Ok(());
+        Ok(())
     }
-    let mut rec = [0u8; PAGE_RECORD];
-    file.read_exact_at(&mut rec, offset)?;
-    let n = record::page_frame_len(&rec).map_err(RecordError::Bad)?;
-    if n == PAGE_RECORD {
-        let data = record::check_page(&rec, id, page).map_err(RecordError::Bad)?;
-        out.copy_from_slice(&data[from..from + out.len()]);
-        return Ok(());
-    }
-    // A truncation record: the page is followed by the op.
-    let mut whole = vec![0u8; n];
-    file.read_exact_at(&mut whole, offset)?;
-    let data = record::check_page(&whole, id, page).map_err(RecordError::Bad)?;
-    out.copy_from_slice(&data[from..from + out.len()]);
-    Ok(())
 }
 
 /// What sealing needs from an open log.
@@ -396,16 +302,8 @@ pub(crate) fn read_sealed(layer: &Layer) -> Result<Sealed, StoreError> {
         .chunks_exact(INDEX_ENTRY)
         .map(|e| (FileId(u64_at(e, 0)), PageNo(u64_at(e, 8)), u64_at(e, 16)))
         .collect::<Vec<_>>();
-    let pages_len = layer.pages.get().map_or(Ok(0), |p| p.len())?;
     for &(_, _, off) in &index {
-        let inside = if off == ZERO_PAGE {
-            true
-        } else if off & IN_PAGE_FILE != 0 {
-            (off & !IN_PAGE_FILE) + PAGE_RECORD as u64 <= pages_len
-        } else {
-            off >= HEADER_LEN && off + PAGE_RECORD as u64 <= data_end
-        };
-        if !inside {
+        if off != ZERO_PAGE && (off < HEADER_LEN || off + PAGE_RECORD as u64 > data_end) {
             return Err(bad(index_off, "index entry points outside the data"));
         }
     }

@@ -10,12 +10,6 @@
 //!   JSON of the `SetAttr` op. One record holds both the new size and the
 //!   page holding the new end (zeros past it), so no crash can separate
 //!   them. It is read as a page record by the index.
-//! - `5` page reference: `file u64 | page u64 | offset u64`: the page was
-//!   written (as a `1` record) at `offset` of the layer's page file, the
-//!   companion that holds the data of deferred writes (see
-//!   `Branch::write_deferred`). Recovery applies it only if that record
-//!   is there, whole, and names the same page: a deferred write whose data
-//!   never reached the disk is lost, never replaced by other bytes.
 //!
 //! A length above [`MAX_PAYLOAD`] never occurs in a valid frame; sealing
 //! writes `u32::MAX` there so a replay stops at the sealed sections.
@@ -29,9 +23,6 @@ pub(crate) const KIND_PAGE: u8 = 1;
 pub(crate) const KIND_ZERO: u8 = 2;
 pub(crate) const KIND_META: u8 = 3;
 pub(crate) const KIND_TRUNC: u8 = 4;
-pub(crate) const KIND_PAGE_REF: u8 = 5;
-/// Payload bytes of a page reference record.
-const PAGE_REF_PAYLOAD: usize = 1 + 16 + 8;
 /// Payload bytes of a page record.
 pub(crate) const PAGE_PAYLOAD: usize = 1 + 16 + PAGE_SIZE;
 /// Bytes of a whole page record, frame included.
@@ -122,13 +113,6 @@ pub(crate) fn encode_zero(buf: &mut Vec<u8>, file: FileId, page: PageNo) {
     frame(buf, &[&head]);
 }
 
-/// A reference to the page record at `offset` of the layer's page file.
-pub(crate) fn encode_page_ref(buf: &mut Vec<u8>, file: FileId, page: PageNo, offset: u64) {
-    let mut head = file_page(file, page);
-    head[0] = KIND_PAGE_REF;
-    frame(buf, &[&head, &offset.to_le_bytes()]);
-}
-
 /// Encodes the op's JSON body (the part stored in a sealed meta section).
 pub(crate) fn meta_body(op: &MetaOp) -> Vec<u8> {
     // Serializing plain data with string keys cannot fail.
@@ -168,12 +152,6 @@ pub(crate) enum Record<'a> {
         page: PageNo,
     },
     Meta(&'a [u8]),
-    /// A page whose data is at `offset` of the page file.
-    PageRef {
-        file: FileId,
-        page: PageNo,
-        offset: u64,
-    },
     /// A truncation: the op's body and the page it carries.
     Trunc {
         file: FileId,
@@ -210,11 +188,6 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<(Record<'_>, usize)> {
             Record::Zero { file, page }
         }
         KIND_META => Record::Meta(&payload[1..]),
-        KIND_PAGE_REF if len == PAGE_REF_PAYLOAD => {
-            let (file, page) = ids(payload)?;
-            let offset = u64::from_le_bytes(payload.get(17..25)?.try_into().ok()?);
-            Record::PageRef { file, page, offset }
-        }
         KIND_TRUNC if len > PAGE_PAYLOAD => {
             let (file, page) = ids(payload)?;
             Record::Trunc {
@@ -307,21 +280,6 @@ mod tests {
         let last = buf.len() - 1;
         buf[last] ^= 1;
         assert!(check_page(&buf, FileId(3), PageNo(0)).is_err());
-        assert!(parse(&buf).is_none());
-    }
-
-    #[test]
-    fn page_reference_round_trips() {
-        let mut buf = Vec::new();
-        encode_page_ref(&mut buf, FileId(4), PageNo(2), 8200);
-        let Some((Record::PageRef { file, page, offset }, n)) = parse(&buf) else {
-            panic!("page reference did not parse");
-        };
-        assert_eq!(
-            (file, page, offset, n),
-            (FileId(4), PageNo(2), 8200, buf.len())
-        );
-        buf[FRAME_HEADER + 20] ^= 1;
         assert!(parse(&buf).is_none());
     }
 

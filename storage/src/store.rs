@@ -93,7 +93,7 @@ impl Shared {
     /// Seals `tl`'s open log if it passed the threshold. Errors are logged:
     /// the log stays open and the next write tries again.
     pub(crate) fn maybe_seal(&self, tl: &Arc<Timeline>) {
-        if tl.writer.lock().bytes() <= self.opts.seal_threshold_bytes {
+        if tl.writer.lock().end <= self.opts.seal_threshold_bytes {
             return;
         }
         let mut cat = self.cat.lock();
@@ -126,9 +126,8 @@ impl Shared {
     }
 
     /// First half of a seal of `tl`'s open log, under its append lock `w`:
-    /// flushes the page file if there is one, writes marker, meta section,
-    /// index and footer after the last record, cuts the zeroed tail past
-    /// them, flushes the log (its one fdatasync),
+    /// writes marker, meta section, index and footer after the last record,
+    /// cuts the zeroed tail past them, flushes the log (its one fdatasync),
     /// and creates the next open log (no flush). The
     /// caller commits the returned delta and then calls `finish_seal`.
     /// `None`: nothing was appended since the last seal, nothing to do.
@@ -142,7 +141,6 @@ impl Shared {
             return Ok(None);
         }
         let old = w.log.layer.clone();
-        w.flush_pages()?;
         let tail = layer::seal_tail(&SealInput {
             data_end: w.end,
             meta: &w.meta,

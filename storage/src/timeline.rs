@@ -1,11 +1,10 @@
 //! A timeline: the in-memory tree of one chain of layers plus its open log,
-//! which it owns on disk (the one `layer-*` file not yet sealed, and its
-//! page file once a deferred write made one). Appends go through one
-//! per-timeline lock; reads take the tree's read lock only long enough to
-//! copy a page location, and read page data without locks. `sync`
-//! implements group commit over each of the two files.
+//! which it owns on disk (the one `layer-*` file not yet sealed). Appends
+//! go through one per-timeline lock; reads take the tree's read lock only
+//! long enough to copy a page location, and read page data without locks.
+//! `sync` implements group commit over the open log.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -17,22 +16,10 @@ use crate::record::{self, MetaOp};
 use crate::tree::{PageLoc, Tree};
 use crate::{FileId, PageNo, StoreError, TimelineId};
 
-/// Which file of the open layer an [`OpenLog`] appends to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Part {
-    /// The layer file: every record, in order.
-    Records,
-    /// The page file: the data of deferred writes.
-    Pages,
-}
-
-/// An append-only file of the open layer (its log, or its page file): its
-/// durability state, shared by concurrent `sync` callers, and its
-/// zero-filled tail.
+/// The open log's durability state, shared by concurrent `sync` callers,
+/// and its zero-filled tail.
 pub(crate) struct OpenLog {
     pub layer: Arc<Layer>,
-    file: Arc<dyn BackendFile>,
-    part: Part,
     /// A new log's name is made durable by the first flush, not at creation
     /// (keeps branch creation to one or two device flushes).
     backend: Arc<dyn Backend>,
@@ -61,19 +48,8 @@ struct SyncState {
 }
 
 struct Tail {
-    /// Sealing has begun (or the file is never zero-filled): no more zeros
-    /// may be written.
+    /// Sealing has begun: no more zeros may be written.
     closed: bool,
-}
-
-/// How an [`OpenLog`] is zero-filled ahead of its records.
-struct ZeroFill {
-    /// End of the bytes known written (records or zeros).
-    zeroed: u64,
-    /// Bytes filled at a time; 0: never.
-    chunk: u64,
-    /// Fill on the syncing thread.
-    inline: bool,
 }
 
 impl OpenLog {
@@ -89,46 +65,7 @@ impl OpenLog {
         fill_inline: bool,
     ) -> OpenLog {
         layer.set_open_end(end);
-        let file = layer.file.clone();
-        let fill = ZeroFill {
-            zeroed: zeroed.max(end),
-            chunk: zero_chunk,
-            inline: fill_inline,
-        };
-        OpenLog::with_file(layer, backend, file, Part::Records, end, synced, fill)
-    }
-
-    /// The page file of `layer`, `end` bytes long. It is never
-    /// zero-filled: only a full sync or a seal flushes it, seldom enough
-    /// that the growth of its length costs nothing measurable.
-    pub fn pages(
-        layer: Arc<Layer>,
-        backend: Arc<dyn Backend>,
-        file: Arc<dyn BackendFile>,
-        end: u64,
-        synced: bool,
-    ) -> OpenLog {
-        layer.attach_pages(file.clone(), end);
-        let fill = ZeroFill {
-            zeroed: u64::MAX,
-            chunk: 0,
-            inline: false,
-        };
-        OpenLog::with_file(layer, backend, file, Part::Pages, end, synced, fill)
-    }
-
-    fn with_file(
-        layer: Arc<Layer>,
-        backend: Arc<dyn Backend>,
-        file: Arc<dyn BackendFile>,
-        part: Part,
-        end: u64,
-        synced: bool,
-        fill: ZeroFill,
-    ) -> OpenLog {
         OpenLog {
-            file,
-            part,
             layer,
             backend,
             name_durable: AtomicBool::new(synced),
@@ -138,18 +75,16 @@ impl OpenLog {
                 ..Default::default()
             }),
             synced_cv: Condvar::new(),
-            zeroed: AtomicU64::new(fill.zeroed),
-            tail: Mutex::new(Tail {
-                closed: fill.chunk == 0,
-            }),
-            zero_chunk: fill.chunk,
-            fill_inline: fill.inline,
+            zeroed: AtomicU64::new(zeroed.max(end)),
+            tail: Mutex::new(Tail { closed: false }),
+            zero_chunk,
+            fill_inline,
             filling: AtomicBool::new(false),
         }
     }
 
     fn file(&self) -> &Arc<dyn BackendFile> {
-        &self.file
+        &self.layer.file
     }
 
     /// Makes the log's bytes and its name durable.
@@ -170,10 +105,7 @@ impl OpenLog {
         let _tail = (end > self.zeroed.load(Ordering::Acquire)).then(|| self.tail.lock());
         self.file().write_all_at(data, at)?;
         self.written.store(end, Ordering::Release);
-        match self.part {
-            Part::Records => self.layer.set_open_end(end),
-            Part::Pages => self.layer.set_pages_end(end),
-        }
+        self.layer.set_open_end(end);
         Ok(end)
     }
 
@@ -191,9 +123,7 @@ impl OpenLog {
     /// (a commit, for PostgreSQL) does not wait for it, unless the store
     /// was opened with `log_zero_fill_inline`.
     pub fn sync(self: &Arc<Self>) -> Result<(), StoreError> {
-        let target = self.written.load(Ordering::Acquire);
-        if self.sync_inner(target)? && self.fill_due() && !self.filling.swap(true, Ordering::AcqRel)
-        {
+        if self.sync_inner()? && self.fill_due() && !self.filling.swap(true, Ordering::AcqRel) {
             if self.fill_inline {
                 self.zero_ahead();
             } else {
@@ -211,7 +141,8 @@ impl OpenLog {
     }
 
     /// `Ok(true)` if this caller ran a flush.
-    fn sync_inner(&self, target: u64) -> Result<bool, StoreError> {
+    fn sync_inner(&self) -> Result<bool, StoreError> {
+        let target = self.written.load(Ordering::Acquire);
         let mut st = self.sync.lock();
         let mut flushed = false;
         loop {
@@ -301,15 +232,6 @@ impl OpenLog {
 pub(crate) struct Writer {
     pub log: Arc<OpenLog>,
     pub end: u64,
-    /// The open layer's page file, made by the first deferred write.
-    pub pages: Option<Arc<OpenLog>>,
-    /// Where the next page record goes in the page file.
-    pub pages_end: u64,
-    /// Page records waiting to be appended to the page file.
-    pub pages_buf: Vec<u8>,
-    /// Files with deferred writes in this layer: a `sync_file` of one of
-    /// them flushes the page file too.
-    pub deferred: HashSet<FileId>,
     pub records: u64,
     /// Metadata op bodies of this log, in order (for the sealed section).
     pub meta: Vec<Vec<u8>>,
@@ -326,65 +248,12 @@ impl Writer {
         Writer {
             log,
             end,
-            pages: None,
-            pages_end: 0,
-            pages_buf: Vec::new(),
-            deferred: HashSet::new(),
             records: 0,
             meta: Vec::new(),
             index: BTreeMap::new(),
             buf: Vec::new(),
             scratch: vec![0u8; crate::PAGE_SIZE].into_boxed_slice(),
             pending: Vec::new(),
-        }
-    }
-
-    /// Bytes of the open layer: its log and its page file.
-    pub fn bytes(&self) -> u64 {
-        self.end + self.pages_end
-    }
-
-    /// Makes the open layer's page file if it has none yet. Its name is
-    /// made durable by its first flush.
-    pub fn ensure_pages(&mut self) -> Result<(), StoreError> {
-        if self.pages.is_some() {
-            return Ok(());
-        }
-        let layer = self.log.layer.clone();
-        let backend = self.log.backend.clone();
-        let file = backend.open(&crate::layer::pages_file_name(layer.id), true)?;
-        file.set_len(0)?;
-        // After a recovery that found references but no page file, new
-        // records start past every old reference (see `recovery`).
-        let log = OpenLog::pages(layer, backend, file, self.pages_end, false);
-        self.pages = Some(Arc::new(log));
-        Ok(())
-    }
-
-    /// Appends `self.pages_buf` to the page file.
-    pub fn flush_pages_buf(&mut self) -> Result<(), StoreError> {
-        if self.pages_buf.is_empty() {
-            return Ok(());
-        }
-        let Some(pages) = &self.pages else {
-            return Err(StoreError::Io(std::io::Error::other(
-                "page records without a page file",
-            )));
-        };
-        self.pages_end = pages.append(&self.pages_buf, self.pages_end)?;
-        if self.pages_buf.capacity() > 8 << 20 {
-            self.pages_buf = Vec::new();
-        } else {
-            self.pages_buf.clear();
-        }
-        Ok(())
-    }
-
-    /// Makes the page file durable (before a seal).
-    pub fn flush_pages(&self) -> Result<(), StoreError> {
-        match &self.pages {
-            Some(p) => p.sync(),
-            None => Ok(()),
         }
     }
 
@@ -523,31 +392,8 @@ impl Timeline {
         Ok(())
     }
 
-    /// Makes every write and metadata change so far durable: the page
-    /// file first, then the log (whose references point into it).
     pub fn sync(&self) -> Result<(), StoreError> {
-        let (log, pages) = {
-            let w = self.writer.lock();
-            (w.log.clone(), w.pages.clone())
-        };
-        if let Some(pages) = pages {
-            pages.sync()?;
-        }
-        log.sync()
-    }
-
-    /// Makes durable what a crash must not lose once `file` is fsynced:
-    /// the log (every metadata change and every logged write), and if
-    /// `file` has deferred writes in the open layer, the page file too.
-    pub fn sync_file(&self, file: FileId) -> Result<(), StoreError> {
-        let (log, pages) = {
-            let w = self.writer.lock();
-            let pages = w.pages.clone().filter(|_| w.deferred.contains(&file));
-            (w.log.clone(), pages)
-        };
-        if let Some(pages) = pages {
-            pages.sync()?;
-        }
+        let log = self.writer.lock().log.clone();
         log.sync()
     }
 

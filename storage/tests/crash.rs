@@ -2,10 +2,6 @@
 //! image a power loss would leave is reopened; the synced branch must read
 //! exactly as the model did at the sync, and every page of every other
 //! branch must be a version that branch really had since its last sync.
-//! Writes are logged or deferred at random; after a `sync_file` the synced
-//! file must read exactly as at the sync, the branch's file names and
-//! sizes too (metadata is never deferred), and every other page must be a
-//! version it had since it was last made durable.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -67,21 +63,6 @@ fn read_files(store: &Store, branch: &str) -> Result<Files, StoreError> {
     Ok(out)
 }
 
-/// Every page of `branch` as read after a crash is a version it had.
-fn check_allowed(allowed: &Allowed, branch: &str, got: &Files, step: usize) {
-    for (f, data) in got {
-        for p in 0..data.len().div_ceil(PS) {
-            let ok = allowed
-                .get(&(branch.to_string(), f.clone(), p))
-                .is_some_and(|s| s.contains(&page_hash(data, p)));
-            assert!(
-                ok,
-                "branch {branch} file {f} page {p} shows a version it never had (step {step})"
-            );
-        }
-    }
-}
-
 #[test]
 fn every_sync_survives_a_crash_and_nothing_is_invented() {
     let mut rng = StdRng::seed_from_u64(0x0ff5_400f);
@@ -92,7 +73,6 @@ fn every_sync_survives_a_crash_and_nothing_is_invented() {
     model.insert("main".into(), Files::new());
     let mut allowed: Allowed = HashMap::new();
     let mut syncs = 0;
-    let mut file_syncs = 0;
     for step in 0..400 {
         let names: Vec<String> = model.keys().cloned().collect();
         let bn = names[rng.gen_range(0..names.len())].clone();
@@ -112,11 +92,7 @@ fn every_sync_survives_a_crash_and_nothing_is_invented() {
                 let len = rng.gen_range(1..2 * PS);
                 let byte = rng.gen::<u8>() | 1;
                 let data = vec![byte; len];
-                if rng.gen_bool(0.5) {
-                    b.write_deferred(id, off as u64, &data).unwrap();
-                } else {
-                    b.write(id, off as u64, &data).unwrap();
-                }
+                b.write(id, off as u64, &data).unwrap();
                 let v = model.get_mut(&bn).unwrap().entry(f).or_default();
                 if v.len() < off + len {
                     v.resize(off + len, 0);
@@ -154,35 +130,6 @@ fn every_sync_survives_a_crash_and_nothing_is_invented() {
                 allowed.retain(|k, _| k.0 != bn);
                 allow(&mut allowed, &bn, &files);
             }
-            8 => {
-                let Some(f) = model[&bn].keys().next().cloned() else {
-                    continue;
-                };
-                let id = b.lookup(FileId::ROOT, OsStr::new(&f)).unwrap().id;
-                b.sync_file(id).unwrap();
-                file_syncs += 1;
-                let files = model[&bn].clone();
-                allowed.retain(|k, _| k.0 != bn || k.1 != f);
-                allow(&mut allowed, &bn, &files);
-                let image = Arc::new(backend.crash_image());
-                let crashed = Store::open_with_backend(image, opts()).unwrap();
-                let got = read_files(&crashed, &bn).unwrap();
-                let sizes = |fs: &Files| {
-                    fs.iter()
-                        .map(|(n, d)| (n.clone(), d.len()))
-                        .collect::<Vec<_>>()
-                };
-                assert_eq!(
-                    sizes(&got),
-                    sizes(&files),
-                    "names and sizes of {bn} after a file sync at step {step}"
-                );
-                assert_eq!(got[&f], files[&f], "file {bn}/{f} synced at step {step}");
-                for name in model.keys() {
-                    check_allowed(&allowed, name, &read_files(&crashed, name).unwrap(), step);
-                }
-                continue;
-            }
             _ => {
                 b.sync().unwrap();
                 syncs += 1;
@@ -197,7 +144,15 @@ fn every_sync_survives_a_crash_and_nothing_is_invented() {
                     "synced branch {bn} after step {step}"
                 );
                 for other in model.keys().filter(|n| **n != bn) {
-                    check_allowed(&allowed, other, &read_files(&crashed, other).unwrap(), step);
+                    let got = read_files(&crashed, other).unwrap();
+                    for (f, data) in &got {
+                        for p in 0..data.len().div_ceil(PS) {
+                            let ok = allowed
+                                .get(&(other.clone(), f.clone(), p))
+                                .is_some_and(|s| s.contains(&page_hash(data, p)));
+                            assert!(ok, "branch {other} file {f} page {p} shows a version it never had (step {step})");
+                        }
+                    }
                 }
                 continue;
             }
@@ -205,10 +160,7 @@ fn every_sync_survives_a_crash_and_nothing_is_invented() {
         let files = model[&bn].clone();
         allow(&mut allowed, &bn, &files);
     }
-    assert!(
-        syncs > 30 && file_syncs > 30,
-        "{syncs} syncs, {file_syncs} file syncs"
-    );
+    assert!(syncs > 50);
 }
 
 #[test]

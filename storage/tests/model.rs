@@ -1,5 +1,5 @@
 //! Property test against a plain in-memory reference model: random writes
-//! (page-crossing, past EOF, zeros; logged or deferred), truncates, extends, unlinks, renames,
+//! (page-crossing, past EOF, zeros), truncates, extends, unlinks, renames,
 //! forks, drops, resets, syncs and reopens over up to 12 branches; every
 //! read, size and directory listing is compared with the model.
 
@@ -26,7 +26,6 @@ enum Op {
         offset: u64,
         len: usize,
         seed: u8,
-        deferred: bool,
     },
     Truncate {
         b: usize,
@@ -55,10 +54,6 @@ enum Op {
     Sync {
         b: usize,
     },
-    SyncFile {
-        b: usize,
-        f: usize,
-    },
     Reopen,
     Gc,
 }
@@ -67,8 +62,8 @@ fn op() -> impl Strategy<Value = Op> {
     let b = 0..BRANCHES;
     let f = 0..FILES;
     prop_oneof![
-        8 => (b.clone(), f.clone(), 0..6 * PS, 1..(3 * PAGE_SIZE), any::<u8>(), any::<bool>())
-            .prop_map(|(b, f, offset, len, seed, deferred)| Op::Write { b, f, offset, len, seed, deferred }),
+        8 => (b.clone(), f.clone(), 0..6 * PS, 1..(3 * PAGE_SIZE), any::<u8>())
+            .prop_map(|(b, f, offset, len, seed)| Op::Write { b, f, offset, len, seed }),
         2 => (b.clone(), f.clone(), 0..7 * PS).prop_map(|(b, f, size)| Op::Truncate { b, f, size }),
         1 => (b.clone(), f.clone()).prop_map(|(b, f)| Op::Unlink { b, f }),
         1 => (b.clone(), f.clone(), f.clone()).prop_map(|(b, from, to)| Op::Rename { b, from, to }),
@@ -76,7 +71,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => b.clone().prop_map(|b| Op::Drop { b }),
         1 => b.clone().prop_map(|b| Op::Reset { b }),
         1 => b.clone().prop_map(|b| Op::Sync { b }),
-        1 => (b.clone(), f.clone()).prop_map(|(b, f)| Op::SyncFile { b, f }),
         1 => Just(Op::Reopen),
         1 => Just(Op::Gc),
     ]
@@ -205,7 +199,6 @@ impl Harness {
                 offset,
                 len,
                 seed,
-                deferred,
             } => {
                 let (name, file) = (self.pick(b), fname(f));
                 let Some(m) = self.model.get_mut(&name) else {
@@ -221,11 +214,7 @@ impl Harness {
                     }
                 };
                 let data = content(seed, len);
-                if deferred {
-                    br.write_deferred(id, offset, &data).unwrap();
-                } else {
-                    br.write(id, offset, &data).unwrap();
-                }
+                br.write(id, offset, &data).unwrap();
                 let v = m.files.entry(file).or_default();
                 let end = offset as usize + len;
                 if v.len() < end {
@@ -349,12 +338,6 @@ impl Harness {
             }
             Op::Sync { b } => {
                 self.store.branch(&self.pick(b)).unwrap().sync().unwrap();
-            }
-            Op::SyncFile { b, f } => {
-                let br = self.store.branch(&self.pick(b)).unwrap();
-                if let Some(id) = file_id(&br, &fname(f)) {
-                    br.sync_file(id).unwrap();
-                }
             }
             Op::Reopen => {
                 // The old store closes before the new one opens (the daemon's

@@ -98,11 +98,6 @@ pub(super) fn collect(backend: &dyn Backend, cat: &mut Catalog) -> Result<GcRepo
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        match backend.remove(&layer::pages_file_name(id)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
     }
     backend.sync_dir()?;
     tracing::info!(?report, "garbage collection done");

@@ -5,10 +5,7 @@
 //! contribute their metadata ops and page index (their page data is not
 //! read); a live timeline's open log is replayed record by record up to the
 //! first bytes that are not a valid record, where it is cut unless all that
-//! follows is its zeroed tail; a page reference in it is applied only if
-//! the page file holds the whole record it points at (a deferred write
-//! whose data never reached the disk is lost, as it may be: nothing synced
-//! it). Orphans (nlink 0) are dropped.
+//! follows is its zeroed tail. Orphans (nlink 0) are dropped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -42,21 +39,12 @@ pub(super) fn recover(
                     layer::file_name(*id)
                 ))
             })?;
-            let layer = Layer::new(*id, file);
-            match backend.open(&layer::pages_file_name(*id), false) {
-                Ok(pages) => {
-                    let len = pages.len()?;
-                    layer.attach_pages(pages, len);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-            layers.insert(*id, Arc::new(layer));
+            layers.insert(*id, Arc::new(Layer::new(*id, file)));
         }
     }
     let mut removed_any = false;
     for name in backend.list()? {
-        let listed = layer::parse_any_name(&name).is_some_and(|id| layers.contains_key(&id));
+        let listed = layer::parse_name(&name).is_some_and(|id| layers.contains_key(&id));
         if name != MANIFEST && !listed {
             tracing::info!(file = %name, "removing a file the manifest does not list");
             backend.remove(&name)?;
@@ -219,35 +207,8 @@ fn replay_open(
         .map_err(|e| StoreError::corrupted(format!("{} at offset 0: {e}", layer.name)))?;
     let mut at = layer::HEADER_LEN as usize;
     let mut pending = Vec::new();
-    let mut page_buf = vec![0u8; record::PAGE_RECORD];
-    // The end of the furthest page record referenced, found or not: new
-    // page records go past it, so that a reference whose record was lost
-    // can never find a later record in its place.
-    let mut refs_end = 0u64;
-    let mut lost = 0u64;
     while let Some((rec, n)) = record::parse(&bytes[at..]) {
         match rec {
-            Record::PageRef { file, page, offset } => {
-                refs_end = refs_end.max(offset.saturating_add(record::PAGE_RECORD as u64));
-                let found = layer.pages_file().is_some_and(|pages| {
-                    pages.read_exact_at(&mut page_buf, offset).is_ok()
-                        && record::check_page(&page_buf, file, page).is_ok()
-                });
-                if found {
-                    let loc = offset | layer::IN_PAGE_FILE;
-                    tree.set_page(
-                        file,
-                        page,
-                        Some(PageLoc {
-                            layer: layer.clone(),
-                            offset: loc,
-                        }),
-                    );
-                    pending.push(Ok((file, page, Some(loc))));
-                } else {
-                    lost += 1;
-                }
-            }
             Record::Page { file, page } => {
                 let loc = PageLoc {
                     layer: layer.clone(),
@@ -305,25 +266,6 @@ fn replay_open(
         opts.log_zero_fill_inline,
     );
     let mut w = Writer::new(Arc::new(log), end);
-    if lost > 0 {
-        tracing::warn!(
-            layer = %layer.name,
-            lost,
-            "deferred writes whose data never reached the page file are lost (none was synced)"
-        );
-    }
-    w.pages_end = refs_end;
-    if let Some(file) = layer.pages_file() {
-        w.pages_end = w.pages_end.max(file.len()?);
-        let pages = OpenLog::pages(
-            layer.clone(),
-            backend.clone(),
-            file.clone(),
-            w.pages_end,
-            true,
-        );
-        w.pages = Some(Arc::new(pages));
-    }
     for p in pending {
         match p {
             Ok((file, page, off)) => w.note_page(file, page, off),
