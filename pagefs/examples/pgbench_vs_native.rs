@@ -148,13 +148,13 @@ fn main() {
     let native = start(&native_data, "native");
     let fuse = start(mnt.mountpoint(), "pagefs");
     let init = ["-i", "-q", "-s", &scale.to_string()].map(String::from);
-    // Extra server settings for both sides, e.g.
-    // OFFSHOOT_BENCH_SETTINGS="checkpoint_timeout=30s" (comma-separated).
     let settings = std::env::var("OFFSHOOT_BENCH_SETTINGS").unwrap_or_default();
     for pg in [&native, &fuse] {
         pg.pgbench(&init.iter().map(String::as_str).collect::<Vec<_>>());
         for setting in settings.split(',').filter(|s| !s.is_empty()) {
-            let (name, value) = setting.split_once('=').expect("NAME=VALUE");
+            let Some((name, value)) = setting.split_once('=') else {
+                panic!("OFFSHOOT_BENCH_SETTINGS: {setting:?} is not name=value");
+            };
             pg.psql(&format!("alter system set {name} = '{value}'"));
         }
         pg.psql("select pg_reload_conf()");
