@@ -72,6 +72,13 @@ pub(crate) fn start_settings(
         ("lc_messages".to_owned(), "C".to_owned()),
         ("logging_collector".to_owned(), "off".to_owned()),
         ("log_destination".to_owned(), "stderr".to_owned()),
+        // On pagefs a WAL write that carries O_DSYNC goes around the page
+        // cache and is one FUSE request that the page store makes durable,
+        // where write + fdatasync take two (docs/compute.md).
+        ("wal_sync_method".to_owned(), "open_datasync".to_owned()),
+        // A new segment is a hole in the page store; zero-filling it would
+        // write 16 MB into the store for nothing.
+        ("wal_init_zero".to_owned(), "off".to_owned()),
     ];
     // Crash recovery (every first start of a branch, and every start after a
     // crash) begins by making the whole data directory durable. The default,

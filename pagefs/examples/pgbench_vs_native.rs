@@ -8,13 +8,20 @@
 //! ```
 //!
 //! Defaults: scale 20, 4 clients, 30 s per run, a temporary directory under
-//! /var/tmp, 2 rounds. Both servers run with the same settings; in each
-//! round the TPC-B and select-only (`-S`) runs alternate between them. Each
+//! /var/tmp, 2 rounds. Both servers run with PostgreSQL's default settings,
+//! except that the pagefs one also gets the WAL settings offshoot gives its
+//! computes (`PAGEFS_WAL_SETTINGS`, see docs/compute.md); in each round the
+//! TPC-B and select-only (`-S`) runs alternate between them. Each
 //! pagefs run also prints the CPU per transaction (PostgreSQL's processes,
 //! and this process, the FUSE server) and the FUSE requests per transaction.
 //! `OFFSHOOT_BENCH_SETTINGS="name=value,…"` sets server settings on both
 //! sides after the load (e.g. `checkpoint_timeout=30s` for runs with
-//! checkpoints in them).
+//! checkpoints in them); `OFFSHOOT_BENCH_PAGEFS_SETTINGS` sets them on the
+//! pagefs side alone, after those (e.g. `wal_sync_method=fdatasync` to
+//! compare with offshoot's own choice, or on both sides to compare like
+//! with like). At the end both servers are killed
+//! (SIGKILL) and started again, and the crash recovery of each (WAL
+//! replayed, seconds) is printed.
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
@@ -89,12 +96,81 @@ fn measured(pg: &Postgres, args: &[&str]) -> (String, f64, f64) {
     (out, cpu_of(pid, true) - pg0, cpu_of(me, false) - me0)
 }
 
+/// PostgreSQL's own account of its WAL I/O since the last reset (needs
+/// `track_wal_io_timing`, which this harness turns on): writes and syncs per
+/// transaction and the average time of each.
+fn wal_io(pg: &Postgres, txns: f64) -> String {
+    let row = pg.psql("select wal_write, wal_sync, wal_write_time, wal_sync_time from pg_stat_wal");
+    let v: Vec<f64> = row
+        .trim()
+        .split('|')
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [writes, syncs, write_ms, sync_ms] = v[..] else {
+        panic!("unexpected pg_stat_wal row: {row:?}");
+    };
+    format!(
+        "{:.2} WAL writes/txn at {:.3} ms, {:.2} WAL syncs/txn at {:.3} ms",
+        writes / txns,
+        write_ms / writes.max(1.0),
+        syncs / txns,
+        sync_ms / syncs.max(1.0),
+    )
+}
+
+/// A log position (`0/1A2B3C`) as a byte offset.
+fn lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// The last crash recovery in a PostgreSQL log: MB of WAL replayed and the
+/// seconds the redo took, from `redo starts at` and `redo done at … elapsed`.
+fn last_recovery(log: &str) -> Option<(f64, f64)> {
+    let after = |line: &str, key: &str| -> Option<String> {
+        let rest = &line[line.find(key)? + key.len()..];
+        Some(
+            rest.split_whitespace()
+                .next()?
+                .trim_end_matches(',')
+                .to_owned(),
+        )
+    };
+    let start = log
+        .lines()
+        .rev()
+        .find_map(|l| after(l, "redo starts at "))?;
+    let done_line = log.lines().rev().find(|l| l.contains("redo done at "))?;
+    let done = after(done_line, "redo done at ")?;
+    let elapsed: f64 = after(done_line, "elapsed: ")?.parse().ok()?;
+    let bytes = lsn(&done)?.checked_sub(lsn(&start)?)?;
+    Some((bytes as f64 / 1e6, elapsed))
+}
+
 fn arg<T: std::str::FromStr>(n: usize, default: T) -> T {
     std::env::args()
         .nth(n)
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
 }
+
+/// `ALTER SYSTEM` for each `name=value` in the environment variable `var`.
+fn apply_settings(pg: &Postgres, var: &str) {
+    apply(pg, var, &std::env::var(var).unwrap_or_default());
+}
+
+/// `ALTER SYSTEM` for each `name=value` in `settings`, which come from `what`.
+fn apply(pg: &Postgres, what: &str, settings: &str) {
+    for setting in settings.split(',').filter(|s| !s.is_empty()) {
+        let Some((name, value)) = setting.split_once('=') else {
+            panic!("{what}: {setting:?} is not name=value");
+        };
+        pg.psql(&format!("alter system set {name} = '{value}'"));
+    }
+}
+
+/// What offshoot's computes run with on pagefs (`compute/src/config.rs`).
+const PAGEFS_WAL_SETTINGS: &str = "wal_sync_method=open_datasync,wal_init_zero=off";
 
 fn main() {
     let scale: u32 = arg(1, 20);
@@ -148,14 +224,19 @@ fn main() {
     let native = start(&native_data, "native");
     let fuse = start(mnt.mountpoint(), "pagefs");
     let init = ["-i", "-q", "-s", &scale.to_string()].map(String::from);
-    let settings = std::env::var("OFFSHOOT_BENCH_SETTINGS").unwrap_or_default();
-    for pg in [&native, &fuse] {
+    for (pg, defaults, vars) in [
+        (&native, "", &["OFFSHOOT_BENCH_SETTINGS"][..]),
+        (
+            &fuse,
+            PAGEFS_WAL_SETTINGS,
+            &["OFFSHOOT_BENCH_SETTINGS", "OFFSHOOT_BENCH_PAGEFS_SETTINGS"][..],
+        ),
+    ] {
         pg.pgbench(&init.iter().map(String::as_str).collect::<Vec<_>>());
-        for setting in settings.split(',').filter(|s| !s.is_empty()) {
-            let Some((name, value)) = setting.split_once('=') else {
-                panic!("OFFSHOOT_BENCH_SETTINGS: {setting:?} is not name=value");
-            };
-            pg.psql(&format!("alter system set {name} = '{value}'"));
+        pg.psql("alter system set track_wal_io_timing = on");
+        apply(pg, "PAGEFS_WAL_SETTINGS", defaults);
+        for var in vars {
+            apply_settings(pg, var);
         }
         pg.psql("select pg_reload_conf()");
         pg.psql("checkpoint");
@@ -167,6 +248,9 @@ fn main() {
     for (round, (label, extra)) in (1..=rounds).flat_map(|r| workloads.map(|w| (r, w))) {
         let mut args = vec!["-c", &c, "-j", "2", "-T", &t];
         args.extend(extra);
+        for pg in [&native, &fuse] {
+            pg.psql("select pg_stat_reset_shared('wal')");
+        }
         let (out, native_pg_cpu, _) = measured(&native, &args);
         let native_tps = tps(&out);
         let native_txns = transactions(&out).max(1) as f64;
@@ -175,6 +259,8 @@ fn main() {
         let fuse_tps = tps(&out);
         let after = mnt.metrics();
         let txns = transactions(&out).max(1) as f64;
+        println!("  native: {}", wal_io(&native, native_txns));
+        println!("  pagefs: {}", wal_io(&fuse, txns));
         println!(
             "  CPU per transaction: native PostgreSQL {:.0} us; pagefs PostgreSQL {:.0} us + FUSE server {:.0} us",
             native_pg_cpu / native_txns * 1e6,
@@ -192,6 +278,22 @@ fn main() {
         );
         println!("{label}, round {round}: native {native_tps:.0} tps, pagefs {fuse_tps:.0} tps");
         rows.push((label, round, native_tps, fuse_tps));
+    }
+    // Crash recovery over the WAL of every run since the checkpoint after
+    // the load (unless a timed checkpoint came between): after the pagefs
+    // server's direct WAL writes, none of it is in the page cache there.
+    native.crash();
+    fuse.crash();
+    let native = start(&native_data, "native");
+    let fuse = start(mnt.mountpoint(), "pagefs");
+    for (name, pg) in [("native", &native), ("pagefs", &fuse)] {
+        match last_recovery(&pg.log_text()) {
+            Some((mb, secs)) => println!(
+                "crash recovery, {name}: {mb:.0} MB of WAL replayed in {secs:.2} s ({:.1} ms per MB)",
+                secs * 1e3 / mb.max(0.001)
+            ),
+            None => println!("crash recovery, {name}: no redo in the log"),
+        }
     }
     native.stop();
     fuse.stop();

@@ -11,6 +11,10 @@
 //! - `fsync`/`fsyncdir` really call `Branch::sync()` and fail only if it
 //!   fails. Answering ENOSYS would make the kernel treat every later fsync
 //!   as a success without asking (silent loss).
+//! - A file opened with `O_DSYNC` or `O_SYNC` is opened with direct I/O,
+//!   and a write with those flags is answered only once `Branch::sync()`
+//!   has made it durable: PostgreSQL's WAL write reaches us as it made it,
+//!   and a commit is one round trip (see `dsync`).
 //! - Extended attributes are answered ENOSYS once, so the kernel stops
 //!   asking for `security.capability` before each write.
 //! - Unlinked inodes stay readable through open files; their data goes at
@@ -23,6 +27,7 @@
 mod attr;
 mod caps;
 mod dirs;
+mod dsync;
 mod inodes;
 
 use std::cell::RefCell;
@@ -34,7 +39,7 @@ use std::time::{Instant, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
@@ -65,6 +70,8 @@ pub(crate) struct PageFs {
     /// "extend to at least N" cannot race with a write that extends further.
     size_lock: RwLock<()>,
     negotiated: Arc<OnceLock<Negotiated>>,
+    /// Set once the session exists; invalidates cached pages (`dsync`).
+    notifier: Arc<OnceLock<Notifier>>,
     counters: Arc<Counters>,
 }
 
@@ -72,6 +79,7 @@ impl PageFs {
     pub(crate) fn new(
         branch: Branch,
         negotiated: Arc<OnceLock<Negotiated>>,
+        notifier: Arc<OnceLock<Notifier>>,
         counters: Arc<Counters>,
     ) -> PageFs {
         PageFs {
@@ -80,6 +88,7 @@ impl PageFs {
             dirs: DirHandles::default(),
             size_lock: RwLock::new(()),
             negotiated,
+            notifier,
             counters,
         }
     }
@@ -142,10 +151,28 @@ impl PageFs {
     }
 
     fn sync(&self, op: &'static str, reply: ReplyEmpty) {
+        let result = self.timed_sync();
+        self.reply_empty(op, result, reply);
+    }
+
+    /// `Branch::sync`, counted in the metrics as one fsync.
+    fn timed_sync(&self) -> Result<(), StoreError> {
         let start = Instant::now();
         let result = self.branch.sync();
         self.counters.fsync(start.elapsed());
-        self.reply_empty(op, result, reply);
+        result
+    }
+
+    /// Counts an open of `id` with open flags `flags` and says how the
+    /// kernel is to cache it: synchronous opens not at all (see `dsync`),
+    /// every other across opens.
+    fn open_flags(&self, id: FileId, flags: i32) -> FopenFlags {
+        let direct = dsync::wants_sync(flags);
+        self.inodes.opened(id, direct);
+        match direct {
+            true => FopenFlags::FOPEN_DIRECT_IO,
+            false => FopenFlags::FOPEN_KEEP_CACHE,
+        }
     }
 
     /// Answers with the entry of a name `op` found or made in `parent`, or
@@ -389,11 +416,10 @@ impl Filesystem for PageFs {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         // Nothing per handle: I/O goes by inode. The page cache stays valid
         // across opens because every change comes through this mount.
-        self.inodes.opened(file_id(ino));
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+        reply.opened(FileHandle(0), self.open_flags(file_id(ino), flags.0));
     }
 
     fn read(
@@ -431,13 +457,24 @@ impl Filesystem for PageFs {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         tracing::trace!(ino = ino.0, offset, len = data.len(), "write");
         let _shared = self.size_lock.read();
-        match self.branch.write(file_id(ino), offset, data) {
+        let id = file_id(ino);
+        let written = self.branch.write(id, offset, data);
+        let durable = match written {
+            Ok(()) if dsync::wants_sync(flags.0) => {
+                if self.inodes.may_be_cached(id) {
+                    dsync::invalidate(self.notifier.get(), ino, offset, data.len());
+                }
+                self.timed_sync()
+            }
+            other => other,
+        };
+        match durable {
             Ok(()) => {
                 self.counters.write(data.len());
                 reply.written(data.len() as u32);
@@ -660,13 +697,13 @@ impl Filesystem for PageFs {
         match created {
             Ok(attr) => {
                 self.note_lookup(parent, &attr);
-                self.inodes.opened(attr.id);
+                let open_flags = self.open_flags(attr.id, flags);
                 reply.created(
                     &TTL,
                     &fuse_attr(&attr),
                     GENERATION,
                     FileHandle(0),
-                    FopenFlags::FOPEN_KEEP_CACHE,
+                    open_flags,
                 );
             }
             Err(err) => reply.error(self.errno("create", &err)),

@@ -68,7 +68,13 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
         })?;
     let negotiated = Arc::new(OnceLock::new());
     let counters = Arc::new(Counters::default());
-    let fs = PageFs::new(branch, negotiated.clone(), counters.clone());
+    let notifier = Arc::new(OnceLock::new());
+    let fs = PageFs::new(
+        branch,
+        negotiated.clone(),
+        notifier.clone(),
+        counters.clone(),
+    );
 
     let mut config = Config::default();
     config.mount_options = vec![
@@ -96,6 +102,7 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
     };
     let mut session = Session::new(fs, &mountpoint, &config).map_err(mount_err)?;
     let unmounter = session.unmount_callable();
+    let _ = notifier.set(session.notifier());
     let negotiated = negotiated.get().copied().unwrap_or_default();
     let session = std::thread::Builder::new()
         .name("pagefs-session".into())

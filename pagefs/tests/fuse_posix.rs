@@ -380,3 +380,89 @@ fn fuse_commits_carry_no_setattr_of_times() {
         pattern(512, 0)[..]
     );
 }
+
+/// PostgreSQL's WAL as offshoot runs it (`wal_sync_method = open_datasync`):
+/// a file opened with `O_DSYNC` bypasses the page cache, so each write is
+/// one request that the store makes durable before answering (no FSYNC
+/// round trip), and a cached reader opened earlier sees it, not its cached
+/// old page.
+#[test]
+fn fuse_wal_o_dsync_writes_are_durable_when_answered() {
+    let fx = fixture();
+    let mnt = fx.mount.mountpoint();
+    std::fs::create_dir(mnt.join("pg_wal")).expect("mkdir pg_wal");
+    let path = mnt.join("pg_wal/000000010000000000000001");
+    const PAGES: usize = 8;
+    // Created and zero-filled as PostgreSQL makes a segment.
+    let init = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .expect("create segment");
+    init.write_all_at(&vec![0; PAGES * 8192], 0)
+        .expect("zero-fill");
+    init.sync_all().expect("fsync segment");
+    drop(init);
+
+    // A cached reader that has read the zeros, as recovery or a WAL sender
+    // would.
+    let reader = File::open(&path).expect("open reader");
+    let mut old = vec![1u8; PAGES * 8192];
+    reader.read_exact_at(&mut old, 0).expect("read zeros");
+    assert!(old.iter().all(|&b| b == 0));
+
+    let writer = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .open(&path)
+        .expect("open with O_DSYNC");
+    let before = fx.mount.metrics();
+    let mut expected = Vec::new();
+    for i in 0..PAGES {
+        let page = pattern(8192, i as u8 + 1);
+        writer
+            .write_all_at(&page, (i * 8192) as u64)
+            .expect("write");
+        expected.extend_from_slice(&page);
+    }
+    let after = fx.mount.metrics();
+    assert_eq!(
+        after.writes - before.writes,
+        PAGES as u64,
+        "one request per write"
+    );
+    assert_eq!(
+        after.fsyncs - before.fsyncs,
+        PAGES as u64,
+        "each O_DSYNC write made the store durable before it was answered"
+    );
+    assert!(
+        store_bytes(&fx.branch, &path, mnt) == expected,
+        "the store holds every write without an fsync"
+    );
+    let mut seen = vec![0u8; PAGES * 8192];
+    reader.read_exact_at(&mut seen, 0).expect("read again");
+    assert!(
+        seen == expected,
+        "the earlier reader sees the new WAL, not cached zeros"
+    );
+
+    // Elsewhere writes stay in the page cache until PostgreSQL's fsync.
+    let data = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(mnt.join("16384"))
+        .expect("create data file");
+    let before = fx.mount.metrics();
+    data.write_all_at(&pattern(8192, 9), 0).expect("write data");
+    assert_eq!(
+        fx.mount.metrics().fsyncs,
+        before.fsyncs,
+        "no sync without O_DSYNC or fsync"
+    );
+    drop((reader, writer, data));
+    fx.mount.unmount().expect("unmount");
+}

@@ -36,6 +36,18 @@ async fn pg_initdb_start_and_authenticate() {
         .expect("show")
         .get(0);
     assert_eq!(listen, "");
+    // The WAL settings pagefs's one-request commit is built for.
+    for (name, want) in [
+        ("wal_sync_method", "open_datasync"),
+        ("wal_init_zero", "off"),
+    ] {
+        let value: String = client
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .expect("show")
+            .get(0);
+        assert_eq!(value, want, "{name}");
+    }
 
     let wrong = connect(compute.socket_dir(), "postgres", "not-the-password").await;
     let err = wrong.expect_err("wrong password must be rejected");

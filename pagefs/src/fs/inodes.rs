@@ -8,7 +8,10 @@
 //! neither kind of reference is left. PostgreSQL relies on this: a backend
 //! keeps reading a relation file that another backend has unlinked.
 //!
-//! It also remembers each directory's parent, for the `..` entry of readdir.
+//! It also remembers each directory's parent, for the `..` entry of readdir,
+//! and whether a file has had a cached (not direct, see `dsync`) open since
+//! the kernel learned it: then the kernel may hold pages of it, and a
+//! direct write must invalidate them.
 //! Not on the read/write path: only name operations, open and release take
 //! its lock.
 
@@ -23,6 +26,7 @@ struct Refs {
     opens: u64,
     orphan: bool,
     parent: Option<FileId>,
+    cached_open: bool,
 }
 
 impl Refs {
@@ -67,8 +71,18 @@ impl Inodes {
         Self::settle(&mut map, id)
     }
 
-    pub(crate) fn opened(&self, id: FileId) {
-        self.map.lock().entry(id).or_default().opens += 1;
+    /// One more open handle of `id`, direct or cached.
+    pub(crate) fn opened(&self, id: FileId, direct: bool) {
+        let mut map = self.map.lock();
+        let refs = map.entry(id).or_default();
+        refs.opens += 1;
+        refs.cached_open |= !direct;
+    }
+
+    /// Whether `id` has had a cached open since the kernel learned it (and
+    /// so may have pages in the kernel's cache).
+    pub(crate) fn may_be_cached(&self, id: FileId) -> bool {
+        self.map.lock().get(&id).is_some_and(|r| r.cached_open)
     }
 
     pub(crate) fn released(&self, id: FileId) -> Verdict {
@@ -137,7 +151,7 @@ mod tests {
         let id = FileId(7);
         t.looked_up(id, None);
         t.looked_up(id, None);
-        t.opened(id);
+        t.opened(id, false);
         assert_eq!(t.orphaned(id), Verdict::Keep);
         assert_eq!(t.forget(id, 2), Verdict::Keep, "still open");
         assert_eq!(t.released(id), Verdict::ReleaseOrphan);
@@ -152,5 +166,22 @@ mod tests {
         assert_eq!(t.parent(FileId(3)), Some(FileId(1)));
         assert_eq!(t.forget(FileId(3), 1), Verdict::Keep);
         assert_eq!(t.tracked(), 0);
+    }
+
+    #[test]
+    fn a_cached_open_is_remembered_until_the_kernel_lets_go() {
+        let t = Inodes::default();
+        let id = FileId(5);
+        t.looked_up(id, None);
+        t.opened(id, true);
+        assert!(!t.may_be_cached(id), "direct opens cache nothing");
+        t.opened(id, false);
+        assert_eq!(t.released(id), Verdict::Keep);
+        assert!(t.may_be_cached(id), "pages outlive the cached handle");
+        assert_eq!(t.released(id), Verdict::Keep);
+        assert_eq!(t.forget(id, 1), Verdict::Keep);
+        // Gone from the kernel, and its pages with it.
+        t.looked_up(id, None);
+        assert!(!t.may_be_cached(id));
     }
 }

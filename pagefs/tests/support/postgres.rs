@@ -173,6 +173,15 @@ impl Postgres {
         check(&format!("pgbench {args:?}"), out)
     }
 
+    /// A crash: SIGKILL of the postmaster's process group, and wait.
+    pub fn crash(mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) on the process group we created.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
     /// Fast shutdown (SIGINT) and wait; SIGKILL of the group after a minute.
     pub fn stop(mut self) {
         self.shutdown();
