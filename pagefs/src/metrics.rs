@@ -26,7 +26,9 @@ pub struct MountMetrics {
     /// `setattr` requests (sizes, modes, owners, and the times the kernel
     /// writes back; see `TIME_GRANULARITY` in `fs/caps.rs`).
     pub setattrs: u64,
-    /// `fsync` and `fsyncdir` requests, and the time they took in all.
+    /// Flushes of the branch, and the time they took in all: `fsync` and
+    /// `fsyncdir` requests, and synchronous writes (`O_DSYNC`/`O_SYNC`),
+    /// each made durable before it was answered.
     pub fsyncs: u64,
     pub fsync_time: Duration,
     /// Requests answered with an I/O, corruption or stale-branch error.
