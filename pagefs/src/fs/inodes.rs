@@ -12,8 +12,8 @@
 //! and whether a file has had a cached (not direct, see `dsync`) open since
 //! the kernel learned it: then the kernel may hold pages of it, and a
 //! direct write must invalidate them.
-//! Not on the read/write path: only name operations, open and release take
-//! its lock.
+//! Off the read/write path but for synchronous writes (one lookup each):
+//! otherwise only name operations, open and release take its lock.
 
 use std::collections::HashMap;
 
