@@ -14,9 +14,9 @@
 //! pages true, a synchronous write to an inode that has had a cached open
 //! (see `inodes`) invalidates the range it wrote in the kernel's cache
 //! before it is answered: after the store holds the new bytes, so a read
-//! that raced the write and cached the old ones is dropped too. (Linux 6.6
-//! and newer also invalidate the range before sending a direct write; that
-//! alone leaves the race open.)
+//! that raced the write and cached the old ones is dropped too. (The
+//! kernel these were measured on, 6.18, also drops the range before it
+//! sends a direct write; that alone leaves the race open.)
 
 use fuser::{INodeNo, Notifier};
 
