@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what offshoot needs at run time and in tests: the PostgreSQL server
-# binaries (initdb, postgres, pgbench, psql, pg_dump) and fuse3 (fusermount3,
-# /dev/fuse). Uses apt-get when run as root or with sudo; otherwise prints the
+# binaries (initdb, postgres, pgbench, psql, pg_dump), fuse3 (fusermount3,
+# /dev/fuse), and the server headers the build compiles offshoot's socket
+# handoff module against (postgresql-server-dev-*, which needs libkrb5-dev's
+# gssapi headers). Uses apt-get when run as root or with sudo; otherwise prints the
 # exact command to run. Does nothing when everything is already present.
 set -euo pipefail
 
@@ -10,10 +12,13 @@ have_pg() {
   compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null
 }
 have_fuse() { command -v fusermount3 >/dev/null 2>&1 && [ -e /dev/fuse ]; }
+have_headers() {
+  compgen -G '/usr/include/postgresql/*/server/postgres.h' >/dev/null && [ -e /usr/include/gssapi/gssapi.h ]
+}
 
-if have_pg && have_fuse; then exit 0; fi
+if have_pg && have_fuse && have_headers; then exit 0; fi
 
-packages="postgresql postgresql-contrib fuse3"
+packages="postgresql postgresql-contrib postgresql-server-dev-all libkrb5-dev fuse3"
 if [ "$(id -u)" -eq 0 ]; then
   apt=(apt-get)
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
@@ -37,3 +42,4 @@ echo "==> installing $packages"
 DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q $packages
 have_pg || { echo "PostgreSQL server binaries still missing after install" >&2; exit 1; }
 have_fuse || { echo "fuse3 (fusermount3 and /dev/fuse) still missing after install" >&2; exit 1; }
+have_headers || { echo "PostgreSQL server headers still missing after install" >&2; exit 1; }

@@ -34,6 +34,7 @@ use nix::sys::signal::Signal;
 use crate::binaries::PgBinaries;
 use crate::config::{self, SOCKET_PORT};
 use crate::error::ComputeError;
+use crate::handoff;
 use crate::process::{
     chown_to, command_as, group_alive, log_tail, require_absolute, setting_arg, signal_group,
     signal_pid,
@@ -117,12 +118,16 @@ impl Compute {
             );
         }
 
+        let mut settings =
+            config::start_settings(&spec.socket_dir, &spec.hba_file, bins.version.major);
+        let module_dir = spec.hba_file.parent().unwrap_or(Path::new("/"));
+        if let Some(preload) = handoff::preload_setting(bins, run_as, &spec.datadir, module_dir)? {
+            settings.push(("shared_preload_libraries".to_owned(), preload));
+        }
+
         let mut cmd = command_as(&bins.tool("postgres"), run_as, Path::new("/"));
         cmd.arg("-D").arg(&spec.datadir);
-        for (k, v) in config::start_settings(&spec.socket_dir, &spec.hba_file, bins.version.major)
-            .iter()
-            .chain(&spec.settings)
-        {
+        for (k, v) in settings.iter().chain(&spec.settings) {
             cmd.arg("-c").arg(setting_arg(k, v));
         }
         let log_err = log

@@ -11,6 +11,7 @@
 //! - [`initdb()`]: a new cluster with offshoot's settings and internal role;
 //! - [`compute`]: one running postmaster ([`Compute`]);
 //! - [`supervisor`]: one compute per branch, started once, restarted after a crash.
+//! - [`handoff`]: the PostgreSQL module that takes a client socket over from the proxy.
 //!
 //! How PostgreSQL is run and why is written down in `docs/compute.md`.
 
@@ -18,6 +19,7 @@ pub mod binaries;
 pub mod compute;
 pub mod config;
 mod error;
+pub mod handoff;
 mod initdb;
 mod process;
 pub mod run_as;

@@ -3,6 +3,11 @@
 //! that CancelRequests will name. The bytes themselves are forwarded as they
 //! arrive; this only follows message boundaries. After the scan is done, the
 //! relay copies bytes with no parsing at all.
+//!
+//! A compute with offshoot's handoff module asks for the client's socket with
+//! a message of its own, `'O' int32(12) int32(pid) int32(cancel key)`, sent
+//! once the password is checked; it is for the proxy, never forwarded
+//! (docs/proxy.md, "Socket handoff").
 
 use crate::startup::CancelKey;
 
@@ -17,6 +22,19 @@ pub(crate) enum ScanState {
     Refused,
 }
 
+/// The type byte of the compute's handoff request.
+pub(crate) const HANDOFF_REQUEST: u8 = b'O';
+
+/// What one chunk of server bytes holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fed {
+    /// Bytes at the start of the chunk that go to the client (all of it,
+    /// unless a handoff request begins in it).
+    pub(crate) forward: usize,
+    /// A complete handoff request, with the session's cancel key.
+    pub(crate) handoff: Option<CancelKey>,
+}
+
 /// Incremental scanner over the server→client byte stream.
 #[derive(Debug)]
 pub(crate) struct BackendScanner {
@@ -29,6 +47,8 @@ pub(crate) struct BackendScanner {
     collecting_key: bool,
     state: ScanState,
     key: Option<CancelKey>,
+    /// Inside a handoff request: its bytes are not the client's.
+    in_handoff: bool,
 }
 
 /// Larger messages cannot occur before ReadyForQuery from a sane server.
@@ -44,6 +64,7 @@ impl BackendScanner {
             collecting_key: false,
             state: ScanState::Authenticating,
             key: None,
+            in_handoff: false,
         }
     }
 
@@ -57,15 +78,26 @@ impl BackendScanner {
 
     /// Follows `data`; stops looking once Ready or Refused.
     /// Err when the stream cannot be a PostgreSQL server's.
-    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<(), &'static str> {
-        while !data.is_empty() && self.state == ScanState::Authenticating {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Fed, &'static str> {
+        let mut at = 0;
+        let mut forward = if self.in_handoff { 0 } else { data.len() };
+        let mut handoff = None;
+        while at < data.len() && self.state == ScanState::Authenticating {
+            if handoff.is_some() {
+                return Err("the compute sent bytes after its handoff request");
+            }
             if self.remaining == 0 && self.header_len < 5 {
-                let take = (5 - self.header_len).min(data.len());
-                self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+                if self.header_len == 0 && data[at] == HANDOFF_REQUEST {
+                    self.in_handoff = true;
+                    forward = at;
+                }
+                let take = (5 - self.header_len).min(data.len() - at);
+                self.header[self.header_len..self.header_len + take]
+                    .copy_from_slice(&data[at..at + take]);
                 self.header_len += take;
-                data = &data[take..];
+                at += take;
                 if self.header_len < 5 {
-                    return Ok(());
+                    break;
                 }
                 let len = i32::from_be_bytes([
                     self.header[1],
@@ -76,36 +108,45 @@ impl BackendScanner {
                 if !(4..=MAX_AUTH_PHASE_MESSAGE as i32).contains(&len) {
                     return Err("invalid message length from the compute");
                 }
+                if self.in_handoff && len != 12 {
+                    return Err("invalid handoff request from the compute");
+                }
                 self.remaining = len as usize - 4;
-                self.collecting_key = self.header[0] == b'K';
+                self.collecting_key = matches!(self.header[0], b'K' | HANDOFF_REQUEST);
                 self.key_body.clear();
                 if self.remaining == 0 {
-                    self.finish_message();
+                    handoff = self.finish_message();
                 }
                 continue;
             }
-            let take = self.remaining.min(data.len());
+            let take = self.remaining.min(data.len() - at);
             if self.collecting_key {
-                self.key_body.extend_from_slice(&data[..take]);
+                self.key_body.extend_from_slice(&data[at..at + take]);
             }
             self.remaining -= take;
-            data = &data[take..];
+            at += take;
             if self.remaining == 0 {
-                self.finish_message();
+                handoff = self.finish_message();
             }
         }
-        Ok(())
+        Ok(Fed { forward, handoff })
     }
 
-    fn finish_message(&mut self) {
+    /// Ends the current message; returns the key of a handoff request.
+    fn finish_message(&mut self) -> Option<CancelKey> {
+        let key = <[u8; 8]>::try_from(self.key_body.as_slice())
+            .ok()
+            .map(|body| CancelKey {
+                pid: i32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                secret: i32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+            });
+        let mut handoff = None;
         match self.header[0] {
-            b'K' => {
-                if let Ok(body) = <[u8; 8]>::try_from(self.key_body.as_slice()) {
-                    self.key = Some(CancelKey {
-                        pid: i32::from_be_bytes([body[0], body[1], body[2], body[3]]),
-                        secret: i32::from_be_bytes([body[4], body[5], body[6], body[7]]),
-                    });
-                }
+            b'K' => self.key = key,
+            HANDOFF_REQUEST => {
+                self.key = key;
+                handoff = key;
+                self.in_handoff = false;
             }
             b'Z' => self.state = ScanState::Ready,
             b'E' => self.state = ScanState::Refused,
@@ -113,6 +154,7 @@ impl BackendScanner {
         }
         self.header_len = 0;
         self.collecting_key = false;
+        handoff
     }
 }
 
@@ -145,7 +187,9 @@ mod tests {
         for chunk in 1..stream.len() {
             let mut scan = BackendScanner::new();
             for piece in stream.chunks(chunk) {
-                scan.feed(piece).unwrap();
+                let fed = scan.feed(piece).unwrap();
+                assert_eq!(fed.forward, piece.len());
+                assert_eq!(fed.handoff, None);
             }
             assert_eq!(scan.state(), ScanState::Ready, "chunk {chunk}");
             assert_eq!(
@@ -156,6 +200,37 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn a_handoff_request_is_found_and_never_forwarded() {
+        let mut stream = msg(b'R', &11i32.to_be_bytes());
+        let before = stream.len();
+        let mut body = 4242i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&(-9i32).to_be_bytes());
+        stream.extend(msg(HANDOFF_REQUEST, &body));
+        let want = CancelKey {
+            pid: 4242,
+            secret: -9,
+        };
+        for chunk in 1..=stream.len() {
+            let mut scan = BackendScanner::new();
+            let (mut forwarded, mut found) = (0, None);
+            for piece in stream.chunks(chunk) {
+                let fed = scan.feed(piece).unwrap();
+                forwarded += fed.forward;
+                found = found.or(fed.handoff);
+            }
+            assert_eq!(forwarded, before, "chunk {chunk}");
+            assert_eq!(found, Some(want), "chunk {chunk}");
+            assert_eq!(scan.cancel_key(), Some(want));
+            assert_eq!(scan.state(), ScanState::Authenticating);
+        }
+        let mut trailing = stream.clone();
+        trailing.push(b'R');
+        assert!(BackendScanner::new().feed(&trailing).is_err());
+        let bad = msg(HANDOFF_REQUEST, &[0; 4]);
+        assert!(BackendScanner::new().feed(&bad).is_err());
     }
 
     #[test]

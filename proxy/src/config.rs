@@ -25,6 +25,10 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// How long `serve` lets open connections drain after shutdown is asked.
     pub shutdown_grace: Duration,
+    /// Offer computes the client's socket after authentication (plain TCP
+    /// only), so the session runs without the relay; the compute takes it
+    /// when it has offshoot's handoff module (docs/proxy.md, "Socket handoff").
+    pub handoff: bool,
     /// Counters the daemon reads (clone the `Arc` before calling `serve`).
     pub metrics: Arc<ProxyMetrics>,
 }
@@ -53,6 +57,7 @@ impl Default for ProxyConfig {
             route_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            handoff: true,
             metrics: Arc::new(ProxyMetrics::default()),
         }
     }

@@ -9,14 +9,17 @@
 //!    StartupMessage;
 //! 4. authentication relay: bytes pass both ways while server messages are
 //!    followed until ReadyForQuery, recording BackendKeyData for cancels;
-//! 5. relay, no parsing, until both sides close: [`crate::relay`] (two
-//!    blocking threads) for plain TCP, `copy_bidirectional` under TLS.
+//! 5. relay, no parsing, until both sides close: [`crate::relay`] (event
+//!    loops) for plain TCP, `copy_bidirectional` under TLS; or, when the
+//!    compute took the client socket in step 4 ([`crate::handoff`]), no
+//!    relay at all: wait for the backend to exit.
 //!
 //! Errors before step 4 are answered with an `ErrorResponse` from
 //! [`ClientError`]; after that the compute speaks for itself.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +34,7 @@ use crate::cancel::{forward_cancel, CancelMap, CancelRegistration};
 use crate::client_error::ClientError;
 use crate::client_stream::ClientStream;
 use crate::config::ProxyConfig;
+use crate::handoff::{self, ClientGate, HandedOff};
 use crate::metrics::FailReason;
 use crate::relay;
 use crate::router::Router;
@@ -140,7 +144,14 @@ async fn run(client: &mut ClientStream<TcpStream>, shared: &Shared) -> Result<()
         Ok(result) => result.map_err(unreachable)?,
         Err(_) => return Err(unreachable(io::ErrorKind::TimedOut.into())),
     };
-    let mut first = target.forwarded.encode();
+    // The handoff is offered only where no client byte is held here: plain
+    // TCP, nothing pipelined after the StartupMessage (docs/proxy.md).
+    let offer = config.handoff && !client.is_tls() && pending.is_empty();
+    let mut forwarded = target.forwarded.clone();
+    if offer {
+        forwarded.set(handoff::OFFER_PARAM, "on".to_owned());
+    }
+    let mut first = forwarded.encode();
     // Anything the client pipelined after its StartupMessage goes along.
     first.extend_from_slice(&pending);
     server.write_all(&first).await.map_err(unreachable)?;
@@ -148,9 +159,31 @@ async fn run(client: &mut ClientStream<TcpStream>, shared: &Shared) -> Result<()
     debug!(branch, role = %target.role, tls = client.is_tls(), "relaying");
 
     let result = async {
-        let (registration, open) =
-            relay_auth(client, &mut server, &route.socket, &shared.cancels).await?;
-        if open {
+        let client_fd = match (&*client, offer) {
+            (ClientStream::Plain(tcp), true) => Some(tcp.as_raw_fd()),
+            _ => None,
+        };
+        let (registration, end) = relay_auth(
+            client,
+            &mut server,
+            client_fd,
+            &route.socket,
+            &shared.cancels,
+        )
+        .await?;
+        if end == AuthEnd::HandedOff {
+            let ClientStream::Plain(tcp) = std::mem::replace(client, ClientStream::Upgrading)
+            else {
+                return Err(io::Error::other(
+                    "handoff of a client that is not plain TCP",
+                ));
+            };
+            config.metrics.handed_off();
+            debug!(branch, "the compute took the client socket");
+            // Off the proxy's event loop: the backend reads it now.
+            let _kept = HandedOff(tcp.into_std()?);
+            handoff::wait_session_end(&mut server).await;
+        } else if end == AuthEnd::Open {
             match std::mem::replace(client, ClientStream::Upgrading) {
                 ClientStream::Plain(tcp) => relay::relay(tcp, server).await?,
                 other => {
@@ -261,46 +294,84 @@ async fn cancel(key: CancelKey, shared: &Shared) {
     }
 }
 
+/// How the authentication relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthEnd {
+    /// One side closed (or the compute refused the login).
+    Closed,
+    /// ReadyForQuery: relay the session.
+    Open,
+    /// The compute took the client socket (`client_fd`).
+    HandedOff,
+}
+
 /// Relays both ways until the compute sends ReadyForQuery or an
-/// ErrorResponse, recording the session's cancel key on the way. Returns
-/// the registration and whether both sides are still open.
+/// ErrorResponse, recording the session's cancel key on the way. With
+/// `client_fd` (the handoff was offered), client reads are bounded by a
+/// [`ClientGate`] and a handoff request from the compute is answered with
+/// that socket.
 async fn relay_auth<S>(
     client: &mut ClientStream<S>,
     server: &mut UnixStream,
+    client_fd: Option<RawFd>,
     socket: &std::path::Path,
     cancels: &Arc<CancelMap>,
-) -> io::Result<(Option<CancelRegistration>, bool)>
+) -> io::Result<(Option<CancelRegistration>, AuthEnd)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut scanner = BackendScanner::new();
     let mut registration = None;
-    let mut from_client = BytesMut::with_capacity(8 * 1024);
+    let mut gate = ClientGate::new();
+    let mut from_client = vec![0u8; 8 * 1024];
     let mut from_server = BytesMut::with_capacity(8 * 1024);
     loop {
+        let limit = if client_fd.is_some() {
+            gate.read_limit(from_client.len())
+        } else {
+            from_client.len()
+        };
         tokio::select! {
-            read = client.read_buf(&mut from_client) => {
-                if read? == 0 {
-                    return Ok((registration, false));
+            read = client.read(&mut from_client[..limit]), if limit > 0 => {
+                let n = read?;
+                if n == 0 {
+                    return Ok((registration, AuthEnd::Closed));
                 }
-                server.write_all(&from_client).await?;
-                from_client.clear();
+                gate.client_sent(&from_client[..n]);
+                server.write_all(&from_client[..n]).await?;
             }
             read = server.read_buf(&mut from_server) => {
                 if read? == 0 {
-                    return Ok((registration, false));
+                    return Ok((registration, AuthEnd::Closed));
                 }
-                scanner.feed(&from_server).map_err(io::Error::other)?;
-                client.write_all(&from_server).await?;
-                client.flush().await?;
+                let fed = scanner.feed(&from_server).map_err(io::Error::other)?;
+                if fed.forward > 0 {
+                    client.write_all(&from_server[..fed.forward]).await?;
+                    client.flush().await?;
+                    gate.server_spoke();
+                }
                 from_server.clear();
                 if registration.is_none() {
                     if let Some(key) = scanner.cancel_key() {
                         registration = Some(cancels.register(key, socket));
                     }
                 }
+                if fed.handoff.is_some() {
+                    match client_fd {
+                        Some(fd) if gate.at_boundary() => {
+                            handoff::give(server, fd).await?;
+                            return Ok((registration, AuthEnd::HandedOff));
+                        }
+                        Some(_) => {
+                            return Err(io::Error::other(
+                                "the compute asked for the client socket in the middle of a client message",
+                            ))
+                        }
+                        None => handoff::decline(server).await?,
+                    }
+                }
                 if scanner.state() != ScanState::Authenticating {
-                    return Ok((registration, true));
+                    return Ok((registration, AuthEnd::Open));
                 }
             }
         }

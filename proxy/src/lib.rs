@@ -26,6 +26,7 @@ mod client_stream;
 mod config;
 mod connection;
 mod error;
+mod handoff;
 mod metrics;
 mod relay;
 mod router;

@@ -71,6 +71,7 @@ pub struct ProxyMetrics {
     accepted: AtomicU64,
     active: AtomicU64,
     relayed: AtomicU64,
+    handed_off: AtomicU64,
     cancel_forwarded: AtomicU64,
     cancel_unmatched: AtomicU64,
     failed: [AtomicU64; FailReason::ALL.len()],
@@ -85,6 +86,9 @@ pub struct MetricsSnapshot {
     pub active: u64,
     /// Connections that reached a compute.
     pub relayed: u64,
+    /// Of those, sessions whose client socket was handed to the backend
+    /// after authentication (no relay).
+    pub handed_off: u64,
     /// CancelRequests passed on to a compute.
     pub cancel_forwarded: u64,
     /// CancelRequests whose key no live connection owned (dropped silently).
@@ -109,6 +113,7 @@ impl ProxyMetrics {
             accepted: self.accepted.load(Ordering::Relaxed),
             active: self.active.load(Ordering::Relaxed),
             relayed: self.relayed.load(Ordering::Relaxed),
+            handed_off: self.handed_off.load(Ordering::Relaxed),
             cancel_forwarded: self.cancel_forwarded.load(Ordering::Relaxed),
             cancel_unmatched: self.cancel_unmatched.load(Ordering::Relaxed),
             failed: FailReason::ALL
@@ -126,6 +131,10 @@ impl ProxyMetrics {
 
     pub(crate) fn relayed(&self) {
         self.relayed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn handed_off(&self) {
+        self.handed_off.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn failed(&self, reason: FailReason) {

@@ -80,6 +80,8 @@ pub fn resolve(params: &StartupParams, reserved_roles: &[String]) -> Result<Targ
     let mut forwarded = params.clone();
     forwarded.set("user", role.to_string());
     forwarded.remove(BRANCH_PARAM);
+    // The proxy alone offers the socket handoff.
+    forwarded.remove(crate::handoff::OFFER_PARAM);
     if let Some(split) = options {
         if split.remaining.is_empty() {
             forwarded.remove("options");

@@ -5,6 +5,7 @@
 mod bench;
 mod cancel;
 mod connect;
+mod handoff;
 mod load;
 mod negotiation;
 mod refusals;

@@ -193,6 +193,12 @@ fn render(state: &ApiState) -> String {
         "counter",
         proxy.relayed,
     );
+    out.one(
+        "offshoot_proxy_connections_handed_off_total",
+        "Relayed connections whose client socket the compute took over after login.",
+        "counter",
+        proxy.handed_off,
+    );
     let name = "offshoot_proxy_connections_failed_total";
     out.head(
         name,

@@ -22,6 +22,8 @@ pub struct PgOptions {
     /// Also listen on 127.0.0.1 (for direct-vs-proxy comparisons).
     pub tcp: bool,
     pub max_connections: u32,
+    /// Preload offshoot's handoff module, as offshoot's computes do.
+    pub handoff: bool,
 }
 
 impl PgOptions {
@@ -30,6 +32,7 @@ impl PgOptions {
             name: name.to_string(),
             tcp: false,
             max_connections: 50,
+            handoff: true,
         }
     }
 }
@@ -80,6 +83,14 @@ impl PgServer {
         let log = std::fs::File::create(dir.path().join("postgres.log")).expect("create log");
         chown(dir.path().join("postgres.log"), Some(PG_UID), Some(PG_GID)).expect("chown log");
         let listen = if opts.tcp { "127.0.0.1" } else { "" };
+        let mut preload = String::new();
+        if opts.handoff {
+            let module = offshoot_compute::handoff::module_for(15)
+                .expect("the handoff module is built (postgresql-server-dev-15 installed)");
+            let path = dir.path().join("offshoot_handoff.so");
+            std::fs::write(&path, module).expect("write the handoff module");
+            preload = format!("\"{}\"", path.display());
+        }
         let child = as_postgres(&mut Command::new(format!("{PG_BIN}/postgres")), dir.path())
             .arg("-D")
             .arg(&data)
@@ -94,6 +105,8 @@ impl PgServer {
             .arg("-c")
             .arg(format!("cluster_name={}", opts.name))
             .args(["-c", "fsync=off", "-c", "shared_buffers=32MB"])
+            .arg("-c")
+            .arg(format!("shared_preload_libraries={preload}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
