@@ -6,15 +6,19 @@
 //! ```
 //!
 //! Runs `pgbench -S -c $OFFSHOOT_BENCH_CLIENTS -j 2 -T $OFFSHOOT_BENCH_SECONDS`
-//! (defaults 4 clients, 20 s) alternately direct, through the proxy, direct,
-//! through the proxy, and prints the tps of each, each round's ratio and
-//! the proxy's CPU per transaction, and the ratio of the best proxy run to
-//! the best direct run. `OFFSHOOT_RELAY_LOOPS` sets the relay's loop count.
+//! (defaults 4 clients, 20 s) in two rounds of: direct, through the proxy
+//! (sessions handed off to the backend after login, the default), through a
+//! second proxy with the handoff off (every session relayed); and prints
+//! the tps of each, each round's ratios and the proxies' CPU per
+//! transaction, and the ratio of the best proxy run to the best direct
+//! run. `OFFSHOOT_RELAY_LOOPS` sets the relay's loop count.
 
 use std::time::Duration;
 
 use crate::support::postgres::PG_BIN;
-use crate::support::{PgOptions, PgServer, ProxyHarness, PASSWORD};
+use offshoot_proxy::ProxyConfig;
+
+use crate::support::{FakeRouter, PgOptions, PgServer, ProxyHarness, PASSWORD};
 
 async fn pgbench(args: &[String]) -> String {
     let out = tokio::process::Command::new(format!("{PG_BIN}/pgbench"))
@@ -86,8 +90,17 @@ async fn pg_bench_proxy_vs_direct() {
         ..PgOptions::named("main")
     });
     let (proxy, _router) = ProxyHarness::with_routes(&[("main", pg.socket_path())]).await;
+    let relay_only = ProxyHarness::start(
+        FakeRouter::new(&[("main", pg.socket_path())]),
+        ProxyConfig {
+            handoff: false,
+            ..ProxyConfig::default()
+        },
+    )
+    .await;
     let direct = conn_args("127.0.0.1", pg.port, "postgres");
     let through = conn_args("127.0.0.1", proxy.addr.port(), "postgres.main");
+    let relayed = conn_args("127.0.0.1", relay_only.addr.port(), "postgres.main");
 
     let mut init = vec!["-i".to_string(), "-q".into(), "-s".into(), "10".into()];
     init.extend(direct.clone());
@@ -106,22 +119,38 @@ async fn pg_bench_proxy_vs_direct() {
     };
     let mut best_direct = 0f64;
     let mut best_proxy = 0f64;
-    for round in 1..=2 {
-        let d = tps(&pgbench(&run(&direct)).await);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut best_relay = 0f64;
+    // Runs pgbench on `conn`: (tps, this process's CPU per transaction in µs).
+    let measure = |conn: Vec<String>| async move {
         let cpu = own_cpu();
-        let out = pgbench(&run(&through)).await;
-        let proxy_cpu = own_cpu() - cpu;
-        let p = tps(&out);
+        let out = pgbench(&run(&conn)).await;
+        let used = own_cpu() - cpu;
         tokio::time::sleep(Duration::from_secs(1)).await;
+        (tps(&out), used / transactions(&out).max(1.0) * 1e6)
+    };
+    for round in 1..=2 {
+        let (d, _) = measure(direct.clone()).await;
+        let (p, proxy_cpu) = measure(through.clone()).await;
+        let (r, relay_cpu) = measure(relayed.clone()).await;
         println!(
-            "round {round}: direct {d:.0} tps, proxy {p:.0} tps, ratio {:.3}, proxy CPU {:.1} us per transaction",
+            "round {round}: direct {d:.0} tps; handoff {p:.0} tps ({:.3}, proxy CPU {proxy_cpu:.1} us per transaction); \
+             relay {r:.0} tps ({:.3}, proxy CPU {relay_cpu:.1} us per transaction)",
             p / d,
-            proxy_cpu / transactions(&out).max(1.0) * 1e6
+            r / d,
         );
         best_direct = best_direct.max(d);
         best_proxy = best_proxy.max(p);
+        best_relay = best_relay.max(r);
     }
+    assert!(
+        proxy.metrics.snapshot().handed_off > 0,
+        "the default proxy handed no session off"
+    );
+    assert_eq!(relay_only.metrics.snapshot().handed_off, 0);
+    println!(
+        "best relay / best direct: {:.3}",
+        best_relay / best_direct.max(1.0)
+    );
     let ratio = best_proxy / best_direct;
     println!(
         "pgbench -S -c {clients} -j 2 -T {seconds}: direct {best_direct:.0} tps, proxy {best_proxy:.0} tps, proxy/direct {ratio:.3}"
