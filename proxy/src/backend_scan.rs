@@ -158,16 +158,18 @@ impl BackendScanner {
     }
 }
 
+/// A protocol message `tag int32(len) body`, for tests of the scanners.
+#[cfg(test)]
+pub(crate) fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        out.extend_from_slice(body);
-        out
-    }
 
     fn session() -> Vec<u8> {
         let mut s = Vec::new();

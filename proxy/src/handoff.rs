@@ -98,9 +98,6 @@ impl ClientGate {
                 }
             }
         }
-        if self.header_len == 0 && self.remaining == 0 {
-            self.may_send = false;
-        }
     }
 
     /// The client was sent server bytes: it may answer with one message.
@@ -175,13 +172,7 @@ pub(crate) async fn wait_session_end(server: &mut UnixStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        out.extend_from_slice(body);
-        out
-    }
+    use crate::backend_scan::msg;
 
     /// Reads as the connection does: at most `read_limit` at a time.
     fn read_all(gate: &mut ClientGate, mut input: &[u8]) -> usize {
