@@ -6,9 +6,10 @@
 //! ```
 //!
 //! Runs `pgbench -S -c $OFFSHOOT_BENCH_CLIENTS -j 2 -T $OFFSHOOT_BENCH_SECONDS`
-//! (defaults 4 clients, 20 s) in two rounds of: direct, through the proxy
-//! (sessions handed off to the backend after login, the default), through a
-//! second proxy with the handoff off (every session relayed); and prints
+//! (defaults 4 clients, 20 s) in `$OFFSHOOT_BENCH_ROUNDS` rounds (default
+//! 3) of: direct, through the proxy (sessions handed off to the backend
+//! after login, the default), through a second proxy with the handoff off
+//! (every session relayed), each round starting with the next side; and prints
 //! the tps of each, each round's ratios and the proxies' CPU per
 //! transaction, and the ratio of the best proxy run to the best direct
 //! run. `OFFSHOOT_RELAY_LOOPS` sets the relay's loop count.
@@ -117,9 +118,10 @@ async fn pg_bench_proxy_vs_direct() {
         a.push("postgres".into());
         a
     };
-    let mut best_direct = 0f64;
-    let mut best_proxy = 0f64;
-    let mut best_relay = 0f64;
+    let rounds: usize = std::env::var("OFFSHOOT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     // Runs pgbench on `conn`: (tps, this process's CPU per transaction in µs).
     let measure = |conn: Vec<String>| async move {
         let cpu = own_cpu();
@@ -128,20 +130,37 @@ async fn pg_bench_proxy_vs_direct() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         (tps(&out), used / transactions(&out).max(1.0) * 1e6)
     };
-    for round in 1..=2 {
-        let (d, _) = measure(direct.clone()).await;
-        let (p, proxy_cpu) = measure(through.clone()).await;
-        let (r, relay_cpu) = measure(relayed.clone()).await;
+    let sides = [("direct", &direct), ("handoff", &through), ("relay", &relayed)];
+    // best[i]: the best tps of sides[i] over all rounds.
+    let mut best = [0f64; 3];
+    for round in 0..rounds {
+        // Each round starts with a different side, so no side always runs
+        // first (or last) on a machine whose speed drifts.
+        let mut tps_of = [0f64; 3];
+        let mut cpu_of = [0f64; 3];
+        for k in 0..sides.len() {
+            let i = (round + k) % sides.len();
+            let (t, c) = measure(sides[i].1.clone()).await;
+            tps_of[i] = t;
+            cpu_of[i] = c;
+            best[i] = best[i].max(t);
+        }
+        let order: Vec<&str> = (0..sides.len())
+            .map(|k| sides[(round + k) % sides.len()].0)
+            .collect();
+        let [d, p, r] = tps_of;
         println!(
-            "round {round}: direct {d:.0} tps; handoff {p:.0} tps ({:.3}, proxy CPU {proxy_cpu:.1} us per transaction); \
-             relay {r:.0} tps ({:.3}, proxy CPU {relay_cpu:.1} us per transaction)",
+            "round {} (order {}): direct {d:.0} tps; handoff {p:.0} tps ({:.3}, proxy CPU {:.1} us per transaction); \
+             relay {r:.0} tps ({:.3}, proxy CPU {:.1} us per transaction)",
+            round + 1,
+            order.join(", "),
             p / d,
+            cpu_of[1],
             r / d,
+            cpu_of[2],
         );
-        best_direct = best_direct.max(d);
-        best_proxy = best_proxy.max(p);
-        best_relay = best_relay.max(r);
     }
+    let [best_direct, best_proxy, best_relay] = best;
     assert!(
         proxy.metrics.snapshot().handed_off > 0,
         "the default proxy handed no session off"
