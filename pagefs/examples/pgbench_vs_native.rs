@@ -19,7 +19,8 @@
 //! checkpoints in them); `OFFSHOOT_BENCH_PAGEFS_SETTINGS` sets them on the
 //! pagefs side alone, after those (e.g. `wal_sync_method=fdatasync` to
 //! compare with offshoot's own choice, or on both sides to compare like
-//! with like). At the end both servers are killed
+//! with like). `OFFSHOOT_BENCH_LOG_ZERO_CHUNK=BYTES` sets the page store's
+//! `log_zero_chunk_bytes` (0: no zero-filled tail). At the end both servers are killed
 //! (SIGKILL) and started again, and the crash recovery of each (WAL
 //! replayed, seconds) is printed.
 
@@ -189,7 +190,14 @@ fn main() {
 
     // pagefs: a page store on the same disk, mounted.
     std::fs::create_dir(p("store")).expect("mkdir store");
-    let store = Store::open(&p("store"), StoreOptions::default()).expect("open store");
+    let mut store_opts = StoreOptions::default();
+    if let Some(chunk) = std::env::var("OFFSHOOT_BENCH_LOG_ZERO_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        store_opts.log_zero_chunk_bytes = chunk;
+    }
+    let store = Store::open(&p("store"), store_opts).expect("open store");
     store.create_branch("main", None).expect("create main");
     let branch = store.branch("main").expect("main");
     branch
