@@ -130,7 +130,11 @@ async fn pg_bench_proxy_vs_direct() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         (tps(&out), used / transactions(&out).max(1.0) * 1e6)
     };
-    let sides = [("direct", &direct), ("handoff", &through), ("relay", &relayed)];
+    let sides = [
+        ("direct", &direct),
+        ("handoff", &through),
+        ("relay", &relayed),
+    ];
     // best[i]: the best tps of sides[i] over all rounds.
     let mut best = [0f64; 3];
     for round in 0..rounds {
