@@ -191,11 +191,10 @@ fn main() {
     // pagefs: a page store on the same disk, mounted.
     std::fs::create_dir(p("store")).expect("mkdir store");
     let mut store_opts = StoreOptions::default();
-    if let Some(chunk) = std::env::var("OFFSHOOT_BENCH_LOG_ZERO_CHUNK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        store_opts.log_zero_chunk_bytes = chunk;
+    if let Ok(chunk) = std::env::var("OFFSHOOT_BENCH_LOG_ZERO_CHUNK") {
+        store_opts.log_zero_chunk_bytes = chunk.parse().unwrap_or_else(|_| {
+            panic!("OFFSHOOT_BENCH_LOG_ZERO_CHUNK={chunk:?}: not a byte count")
+        });
     }
     let store = Store::open(&p("store"), store_opts).expect("open store");
     store.create_branch("main", None).expect("create main");

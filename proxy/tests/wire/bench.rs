@@ -140,18 +140,18 @@ async fn pg_bench_proxy_vs_direct() {
     for round in 0..rounds {
         // Each round starts with a different side, so no side always runs
         // first (or last) on a machine whose speed drifts.
+        let order: Vec<usize> = (0..sides.len())
+            .map(|k| (round + k) % sides.len())
+            .collect();
         let mut tps_of = [0f64; 3];
         let mut cpu_of = [0f64; 3];
-        for k in 0..sides.len() {
-            let i = (round + k) % sides.len();
+        for &i in &order {
             let (t, c) = measure(sides[i].1.clone()).await;
             tps_of[i] = t;
             cpu_of[i] = c;
             best[i] = best[i].max(t);
         }
-        let order: Vec<&str> = (0..sides.len())
-            .map(|k| sides[(round + k) % sides.len()].0)
-            .collect();
+        let order: Vec<&str> = order.iter().map(|&i| sides[i].0).collect();
         let [d, p, r] = tps_of;
         println!(
             "round {} (order {}): direct {d:.0} tps; handoff {p:.0} tps ({:.3}, proxy CPU {:.1} us per transaction); \
