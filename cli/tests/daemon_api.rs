@@ -391,7 +391,7 @@ async fn pg_daemon_restarts_a_crashed_compute() {
     let uri = uri_of(&api, "crashy");
 
     // --- the I/O counters of /metrics move with a workload.
-    const MOVING: [&str; 10] = [
+    const MOVING: [&str; 12] = [
         "offshoot_page_reads_total",
         "offshoot_page_writes_total",
         "offshoot_page_written_bytes_total",
@@ -402,6 +402,9 @@ async fn pg_daemon_restarts_a_crashed_compute() {
         "offshoot_fuse_writes_total",
         "offshoot_fuse_written_bytes_total",
         "offshoot_fuse_fsyncs_total",
+        // The commit is a WAL write on an O_DSYNC handle.
+        "offshoot_fuse_sync_writes_total",
+        "offshoot_fuse_sync_write_seconds_total",
     ];
     let before: Vec<f64> = MOVING.iter().map(|m| metric(&api, m)).collect();
     exec(

@@ -13,7 +13,10 @@
 //! computes (`PAGEFS_WAL_SETTINGS`, see docs/compute.md); in each round the
 //! TPC-B and select-only (`-S`) runs alternate between them. Each
 //! pagefs run also prints the CPU per transaction (PostgreSQL's processes,
-//! and this process, the FUSE server) and the FUSE requests per transaction.
+//! and this process, the FUSE server), the FUSE requests per transaction,
+//! and the time pagefs spent on each synchronous (WAL) write, to set against
+//! the WAL write time PostgreSQL reports: the difference is the kernel's
+//! queueing and wake-ups.
 //! `OFFSHOOT_BENCH_SETTINGS="name=value,…"` sets server settings on both
 //! sides after the load (e.g. `checkpoint_timeout=30s` for runs with
 //! checkpoints in them); `OFFSHOOT_BENCH_PAGEFS_SETTINGS` sets them on the
@@ -268,6 +271,13 @@ fn main() {
         let txns = transactions(&out).max(1) as f64;
         println!("  native: {}", wal_io(&native, native_txns));
         println!("  pagefs: {}", wal_io(&fuse, txns));
+        let sync_writes = after.sync_writes - before.sync_writes;
+        println!(
+            "  pagefs: {:.2} synchronous writes/txn, {:.3} ms each from arrival to answer in pagefs",
+            sync_writes as f64 / txns,
+            (after.sync_write_time - before.sync_write_time).as_secs_f64() * 1e3
+                / sync_writes.max(1) as f64,
+        );
         println!(
             "  CPU per transaction: native PostgreSQL {:.0} us; pagefs PostgreSQL {:.0} us + FUSE server {:.0} us",
             native_pg_cpu / native_txns * 1e6,

@@ -462,11 +462,13 @@ impl Filesystem for PageFs {
         reply: ReplyWrite,
     ) {
         tracing::trace!(ino = ino.0, offset, len = data.len(), "write");
+        let arrived = Instant::now();
         let _shared = self.size_lock.read();
         let id = file_id(ino);
         let written = self.branch.write(id, offset, data);
+        let sync = dsync::wants_sync(flags.0);
         let durable = match written {
-            Ok(()) if dsync::wants_sync(flags.0) => {
+            Ok(()) if sync => {
                 if self.inodes.may_be_cached(id) {
                     dsync::invalidate(self.notifier.get(), ino, offset, data.len());
                 }
@@ -477,6 +479,9 @@ impl Filesystem for PageFs {
         match durable {
             Ok(()) => {
                 self.counters.write(data.len());
+                if sync {
+                    self.counters.sync_write(arrived.elapsed());
+                }
                 reply.written(data.len() as u32);
             }
             Err(err) => reply.error(self.errno("write", &err)),

@@ -13,6 +13,8 @@ pub(crate) struct Counters {
     setattrs: AtomicU64,
     fsyncs: AtomicU64,
     fsync_nanos: AtomicU64,
+    sync_writes: AtomicU64,
+    sync_write_nanos: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -31,6 +33,14 @@ pub struct MountMetrics {
     /// each made durable before it was answered.
     pub fsyncs: u64,
     pub fsync_time: Duration,
+    /// Synchronous writes (`O_DSYNC`/`O_SYNC` handles: PostgreSQL's WAL as
+    /// offshoot runs it), and the time pagefs spent on them in all, from
+    /// the request's arrival to its answer (the append to the store and its
+    /// flush). What the writer waits for beyond that is the kernel's part:
+    /// the request's queueing and the wake-ups of a serving thread and of
+    /// the writer.
+    pub sync_writes: u64,
+    pub sync_write_time: Duration,
     /// Requests answered with an I/O, corruption or stale-branch error.
     pub errors: u64,
 }
@@ -52,8 +62,12 @@ impl Counters {
 
     pub(crate) fn fsync(&self, took: Duration) {
         self.fsyncs.fetch_add(1, Relaxed);
-        self.fsync_nanos
-            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.fsync_nanos.fetch_add(nanos(took), Relaxed);
+    }
+
+    pub(crate) fn sync_write(&self, took: Duration) {
+        self.sync_writes.fetch_add(1, Relaxed);
+        self.sync_write_nanos.fetch_add(nanos(took), Relaxed);
     }
 
     pub(crate) fn error(&self) {
@@ -69,7 +83,13 @@ impl Counters {
             setattrs: self.setattrs.load(Relaxed),
             fsyncs: self.fsyncs.load(Relaxed),
             fsync_time: Duration::from_nanos(self.fsync_nanos.load(Relaxed)),
+            sync_writes: self.sync_writes.load(Relaxed),
+            sync_write_time: Duration::from_nanos(self.sync_write_nanos.load(Relaxed)),
             errors: self.errors.load(Relaxed),
         }
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -438,6 +438,15 @@ fn fuse_wal_o_dsync_writes_are_durable_when_answered() {
         PAGES as u64,
         "each O_DSYNC write made the store durable before it was answered"
     );
+    assert_eq!(
+        after.sync_writes - before.sync_writes,
+        PAGES as u64,
+        "each O_DSYNC write is counted as a synchronous write"
+    );
+    assert!(
+        after.sync_write_time - before.sync_write_time >= after.fsync_time - before.fsync_time,
+        "a synchronous write's time includes its flush"
+    );
     assert!(
         store_bytes(&fx.branch, &path, mnt) == expected,
         "the store holds every write without an fsync"
@@ -465,6 +474,11 @@ fn fuse_wal_o_dsync_writes_are_durable_when_answered() {
         fx.mount.metrics().fsyncs,
         before.fsyncs,
         "no sync without O_DSYNC or fsync"
+    );
+    assert_eq!(
+        fx.mount.metrics().sync_writes,
+        before.sync_writes,
+        "a plain write is not a synchronous one"
     );
     drop((reader, writer, data));
     fx.mount.unmount().expect("unmount");

@@ -168,6 +168,22 @@ fn render(state: &ApiState) -> String {
         &fuse.fsync_time.as_secs_f64(),
     );
     out.one(
+        "offshoot_fuse_sync_writes_total",
+        "FUSE writes on O_DSYNC/O_SYNC handles (PostgreSQL's WAL), each durable when answered.",
+        "counter",
+        fuse.sync_writes,
+    );
+    out.head(
+        "offshoot_fuse_sync_write_seconds_total",
+        "Time pagefs spent on synchronous writes, from arrival to answer (append and flush).",
+        "counter",
+    );
+    out.sample(
+        "offshoot_fuse_sync_write_seconds_total",
+        "",
+        &fuse.sync_write_time.as_secs_f64(),
+    );
+    out.one(
         "offshoot_fuse_errors_total",
         "FUSE requests answered with an I/O, corruption or stale-branch error.",
         "counter",

@@ -101,8 +101,11 @@ fn add(sum: &mut MountMetrics, m: &MountMetrics) {
     sum.read_bytes += m.read_bytes;
     sum.writes += m.writes;
     sum.write_bytes += m.write_bytes;
+    sum.setattrs += m.setattrs;
     sum.fsyncs += m.fsyncs;
     sum.fsync_time += m.fsync_time;
+    sum.sync_writes += m.sync_writes;
+    sum.sync_write_time += m.sync_write_time;
     sum.errors += m.errors;
 }
 
