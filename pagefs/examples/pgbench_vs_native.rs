@@ -11,7 +11,8 @@
 //! /var/tmp, 2 rounds. Both servers run with PostgreSQL's default settings,
 //! except that the pagefs one also gets the WAL settings offshoot gives its
 //! computes (`PAGEFS_WAL_SETTINGS`, see docs/compute.md); in each round the
-//! TPC-B and select-only (`-S`) runs alternate between them. Each
+//! TPC-B and select-only (`-S`) runs alternate between them, native first in
+//! odd rounds and pagefs first in even ones. Each
 //! pagefs run also prints the CPU per transaction (PostgreSQL's processes,
 //! and this process, the FUSE server), the FUSE requests per transaction,
 //! and the time pagefs spent on each synchronous (WAL) write, to set against
@@ -261,13 +262,30 @@ fn main() {
         for pg in [&native, &fuse] {
             pg.psql("select pg_stat_reset_shared('wal')");
         }
-        let (out, native_pg_cpu, _) = measured(&native, &args);
-        let native_tps = tps(&out);
-        let native_txns = transactions(&out).max(1) as f64;
-        let before = mnt.metrics();
-        let (out, fuse_pg_cpu, server_cpu) = measured(&fuse, &args);
+        // Which side runs first alternates from round to round, so that a
+        // drift in the machine's speed does not favour one side.
+        let pagefs_first = round % 2 == 0;
+        let run_native = || measured(&native, &args);
+        let run_pagefs = || {
+            let before = mnt.metrics();
+            let run = measured(&fuse, &args);
+            (before, run, mnt.metrics())
+        };
+        let ((native_out, native_pg_cpu, _), (before, (out, fuse_pg_cpu, server_cpu), after)) =
+            if pagefs_first {
+                let pagefs = run_pagefs();
+                (run_native(), pagefs)
+            } else {
+                let native = run_native();
+                (native, run_pagefs())
+            };
+        println!(
+            "  ran first: {}",
+            if pagefs_first { "pagefs" } else { "native" }
+        );
+        let native_tps = tps(&native_out);
+        let native_txns = transactions(&native_out).max(1) as f64;
         let fuse_tps = tps(&out);
-        let after = mnt.metrics();
         let txns = transactions(&out).max(1) as f64;
         println!("  native: {}", wal_io(&native, native_txns));
         println!("  pagefs: {}", wal_io(&fuse, txns));
