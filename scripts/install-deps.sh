@@ -5,6 +5,8 @@
 # handoff module against (postgresql-server-dev-*, which needs libkrb5-dev's
 # gssapi headers). Uses apt-get when run as root or with sudo; otherwise prints the
 # exact command to run. Does nothing when everything is already present.
+# As root it also turns on the kernel's FUSE over io_uring (fuse.enable_uring,
+# Linux 6.14+), which pagefs uses when offered (docs/pagefs.md, "Transport").
 set -euo pipefail
 
 have_pg() {
@@ -15,6 +17,19 @@ have_fuse() { command -v fusermount3 >/dev/null 2>&1 && [ -e /dev/fuse ]; }
 have_headers() {
   compgen -G '/usr/include/postgresql/*/server/postgres.h' >/dev/null && [ -e /usr/include/gssapi/gssapi.h ]
 }
+
+enable_fuse_uring() {
+  local param=/sys/module/fuse/parameters/enable_uring
+  [ -e "$param" ] || modprobe fuse 2>/dev/null || true
+  [ -e "$param" ] || return 0
+  [ "$(cat "$param")" = "Y" ] && return 0
+  if [ -w "$param" ]; then
+    echo Y > "$param" && echo "==> FUSE over io_uring enabled ($param)"
+  else
+    echo "note: pagefs serves /dev/fuse; for FUSE over io_uring run: echo Y | sudo tee $param" >&2
+  fi
+}
+enable_fuse_uring
 
 if have_pg && have_fuse && have_headers; then exit 0; fi
 

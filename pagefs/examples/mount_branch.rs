@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         MountOptions {
             allow_other: nix::unistd::geteuid().is_root(),
             fs_name: format!("offshoot:{name}"),
+            classic: false,
         },
     )?;
     eprintln!(

@@ -221,10 +221,12 @@ fn main() {
         MountOptions {
             allow_other: true,
             fs_name: "offshoot:bench".into(),
+            classic: std::env::var_os("OFFSHOOT_BENCH_CLASSIC").is_some(),
         },
     )
     .expect("mount");
     println!("negotiated: {:?}", mnt.negotiated());
+    println!("transport: {:?}", mnt.transport());
     initdb(mnt.mountpoint());
 
     let start = |data: &Path, name: &str| {

@@ -61,8 +61,25 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One mounted branch.
+/// One mounted branch, as a FUSE session sees it: a cheap handle on the
+/// branch's shared state, so the `/dev/fuse` session, the io_uring queues
+/// and the session that serves their rarer requests (see `uring`) all act
+/// on one set of inodes, handles and counters.
+#[derive(Clone)]
 pub(crate) struct PageFs {
+    core: Arc<Core>,
+}
+
+impl std::ops::Deref for PageFs {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// The state of one mounted branch, shared by every session serving it.
+pub(crate) struct Core {
     branch: Branch,
     inodes: Inodes,
     dirs: DirHandles,
@@ -73,6 +90,18 @@ pub(crate) struct PageFs {
     /// Set once the session exists; invalidates cached pages (`dsync`).
     notifier: Arc<OnceLock<Notifier>>,
     counters: Arc<Counters>,
+    /// Ask the kernel for FUSE over io_uring at `FUSE_INIT`.
+    want_uring: bool,
+    /// What the kernel offered at the first `FUSE_INIT`, for the session
+    /// that starts after it (see `uring::cold`).
+    offered: OnceLock<Offered>,
+}
+
+/// What the kernel offered at `FUSE_INIT`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Offered {
+    pub(crate) capabilities: fuser::InitFlags,
+    pub(crate) abi: fuser::Version,
 }
 
 impl PageFs {
@@ -81,16 +110,87 @@ impl PageFs {
         negotiated: Arc<OnceLock<Negotiated>>,
         notifier: Arc<OnceLock<Notifier>>,
         counters: Arc<Counters>,
+        want_uring: bool,
     ) -> PageFs {
         PageFs {
-            branch,
-            inodes: Inodes::default(),
-            dirs: DirHandles::default(),
-            size_lock: RwLock::new(()),
-            negotiated,
-            notifier,
-            counters,
+            core: Arc::new(Core {
+                branch,
+                inodes: Inodes::default(),
+                dirs: DirHandles::default(),
+                size_lock: RwLock::new(()),
+                negotiated,
+                notifier,
+                counters,
+                want_uring,
+                offered: OnceLock::new(),
+            }),
         }
+    }
+}
+
+impl Core {
+    /// What the kernel offered at `FUSE_INIT`, once it has.
+    pub(crate) fn offered(&self) -> Option<Offered> {
+        self.offered.get().copied()
+    }
+
+    /// Reads up to `buf.len()` bytes of `ino` at `offset` into `buf`.
+    pub(crate) fn read_into(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, Errno> {
+        match self.branch.read(file_id(ino), offset, buf) {
+            Ok(n) => {
+                self.counters.read(n);
+                Ok(n)
+            }
+            Err(err) => Err(self.errno("read", &err)),
+        }
+    }
+
+    /// Writes `data` to `ino` at `offset`; a write with `O_DSYNC`/`O_SYNC`
+    /// in `open_flags` is durable when this returns (see `dsync`).
+    pub(crate) fn write_at(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+        data: &[u8],
+        open_flags: i32,
+    ) -> Result<u32, Errno> {
+        tracing::trace!(ino = ino.0, offset, len = data.len(), "write");
+        let sync = dsync::wants_sync(open_flags);
+        // Only synchronous writes are timed: the clock stays off the path
+        // of every other write.
+        let arrived = sync.then(Instant::now);
+        let _shared = self.size_lock.read();
+        let id = file_id(ino);
+        let written = self.branch.write(id, offset, data);
+        let durable = match written {
+            Ok(()) if sync => {
+                if self.inodes.may_be_cached(id) {
+                    dsync::invalidate(self.notifier.get(), ino, offset, data.len());
+                }
+                self.timed_sync()
+            }
+            other => other,
+        };
+        match durable {
+            Ok(()) => {
+                self.counters.write(data.len());
+                if let Some(arrived) = arrived {
+                    self.counters.sync_write(arrived.elapsed());
+                }
+                Ok(data.len() as u32)
+            }
+            Err(err) => Err(self.errno("write", &err)),
+        }
+    }
+
+    /// Makes every write to the branch so far durable (`fsync`, `fsyncdir`).
+    pub(crate) fn sync_branch(&self, op: &'static str) -> Result<(), Errno> {
+        self.timed_sync().map_err(|err| self.errno(op, &err))
     }
 
     /// Records a name the kernel now holds and answers with its entry.
@@ -151,8 +251,10 @@ impl PageFs {
     }
 
     fn sync(&self, op: &'static str, reply: ReplyEmpty) {
-        let result = self.timed_sync();
-        self.reply_empty(op, result, reply);
+        match self.sync_branch(op) {
+            Ok(()) => reply.ok(),
+            Err(errno) => reply.error(errno),
+        }
     }
 
     /// `Branch::sync`, counted in the metrics as one fsync.
@@ -225,7 +327,11 @@ fn is_dot(name: &OsStr) -> bool {
 
 impl Filesystem for PageFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let negotiated = caps::negotiate(config)?;
+        let _ = self.offered.set(Offered {
+            capabilities: config.capabilities(),
+            abi: config.kernel_abi(),
+        });
+        let negotiated = caps::negotiate(config, self.want_uring)?;
         let _ = self.negotiated.set(negotiated);
         Ok(())
     }
@@ -439,12 +545,9 @@ impl Filesystem for PageFs {
             if buf.len() < size {
                 buf.resize(size, 0);
             }
-            match self.branch.read(file_id(ino), offset, &mut buf[..size]) {
-                Ok(n) => {
-                    self.counters.read(n);
-                    reply.data(&buf[..n]);
-                }
-                Err(err) => reply.error(self.errno("read", &err)),
+            match self.read_into(ino, offset, &mut buf[..size]) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(errno) => reply.error(errno),
             }
         });
     }
@@ -461,32 +564,9 @@ impl Filesystem for PageFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        tracing::trace!(ino = ino.0, offset, len = data.len(), "write");
-        let sync = dsync::wants_sync(flags.0);
-        // Only synchronous writes are timed: the clock stays off the path
-        // of every other write.
-        let arrived = sync.then(Instant::now);
-        let _shared = self.size_lock.read();
-        let id = file_id(ino);
-        let written = self.branch.write(id, offset, data);
-        let durable = match written {
-            Ok(()) if sync => {
-                if self.inodes.may_be_cached(id) {
-                    dsync::invalidate(self.notifier.get(), ino, offset, data.len());
-                }
-                self.timed_sync()
-            }
-            other => other,
-        };
-        match durable {
-            Ok(()) => {
-                self.counters.write(data.len());
-                if let Some(arrived) = arrived {
-                    self.counters.sync_write(arrived.elapsed());
-                }
-                reply.written(data.len() as u32);
-            }
-            Err(err) => reply.error(self.errno("write", &err)),
+        match self.write_at(ino, offset, data, flags.0) {
+            Ok(n) => reply.written(n),
+            Err(errno) => reply.error(errno),
         }
     }
 

@@ -8,6 +8,12 @@
 //! PostgreSQL backends. The serving threads only ever call the store: they
 //! never touch the mount themselves (that would deadlock).
 //!
+//! When the kernel offers FUSE over io_uring (and `MountOptions::classic`
+//! does not say otherwise), requests come through per-CPU io_uring queues
+//! instead (see `uring`); the `/dev/fuse` threads then serve `FORGET` and
+//! `INTERRUPT` alone. If the queues cannot be set up, the mount is made
+//! again without them.
+//!
 //! Unmounting: a plain `umount(2)` first (or `fusermount3 -u` when not
 //! root), which ends the connection and so the threads. If the mount is
 //! busy, it is detached lazily and the connection aborted through the
@@ -20,12 +26,15 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsFd;
+
 use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use offshoot_storage::Branch;
 
 use crate::fs::{Negotiated, PageFs};
 use crate::metrics::{Counters, MountMetrics};
 use crate::stale::lazy_unmount;
+use crate::uring::Rings;
 use crate::PagefsError;
 
 /// Event-loop threads per mount: enough for every backend of a small
@@ -44,6 +53,17 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// Shown as the source in /proc/mounts, e.g. "offshoot:feature-x".
     pub fs_name: String,
+    /// Serve `/dev/fuse` only, even when the kernel offers io_uring queues.
+    pub classic: bool,
+}
+
+/// How the kernel's requests reach a mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Read from `/dev/fuse` by a pool of threads.
+    DevFuse { threads: usize },
+    /// Per-CPU io_uring queues (`FUSE_OVER_IO_URING`).
+    IoUring { queues: usize, threads: usize },
 }
 
 /// A mounted branch, served on background threads until unmounted or dropped.
@@ -55,6 +75,7 @@ pub struct Mount {
     counters: Arc<Counters>,
     /// The connection's number under /sys/fs/fuse/connections.
     connection: Option<u64>,
+    rings: Option<Rings>,
 }
 
 /// Mounts `branch` at `mountpoint` and serves it on background threads until
@@ -66,6 +87,26 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
             path: mountpoint.to_path_buf(),
             source,
         })?;
+    let want_uring = !opts.classic;
+    match mount_once(branch.clone(), &mountpoint, &opts, want_uring) {
+        Err(Retry(first)) if want_uring => {
+            tracing::warn!(mountpoint = %mountpoint.display(), error = %first, "io_uring queues failed to start; mounting again on /dev/fuse");
+            mount_once(branch, &mountpoint, &opts, false).map_err(|Retry(err)| err)
+        }
+        other => other.map_err(|Retry(err)| err),
+    }
+}
+
+/// A failed mount attempt (already taken down).
+struct Retry(PagefsError);
+
+fn mount_once(
+    branch: Branch,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    want_uring: bool,
+) -> Result<Mount, Retry> {
+    let mountpoint = mountpoint.to_path_buf();
     let negotiated = Arc::new(OnceLock::new());
     let counters = Arc::new(Counters::default());
     let notifier = Arc::new(OnceLock::new());
@@ -74,8 +115,9 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
         negotiated.clone(),
         notifier.clone(),
         counters.clone(),
+        want_uring,
     );
-
+    let shared = fs.clone();
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(opts.fs_name.clone()),
@@ -96,36 +138,53 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
     config.n_threads = Some(THREADS);
     config.clone_fd = true;
 
-    let mount_err = |source| PagefsError::Mount {
-        path: mountpoint.clone(),
-        source,
+    let acl = config.acl;
+    let mount_err = |source| {
+        Retry(PagefsError::Mount {
+            path: mountpoint.clone(),
+            source,
+        })
     };
     let mut session = Session::new(fs, &mountpoint, &config).map_err(mount_err)?;
     let unmounter = session.unmount_callable();
     let _ = notifier.set(session.notifier());
     let negotiated = negotiated.get().copied().unwrap_or_default();
+    let fuse = session.as_fd().try_clone_to_owned().map_err(mount_err)?;
     let session = std::thread::Builder::new()
         .name("pagefs-session".into())
         .spawn(move || session.run())
         .map_err(mount_err)?;
     let connection = connection_of(&mountpoint);
+    let mut mount = Mount {
+        mountpoint: mountpoint.clone(),
+        unmounter,
+        session: Some(session),
+        negotiated,
+        counters,
+        connection,
+        rings: None,
+    };
+    if negotiated.io_uring {
+        // Until every queue has an entry the kernel holds all requests,
+        // so nothing may touch the mount before this.
+        match Rings::start(fuse, shared, acl) {
+            Ok(rings) => mount.rings = Some(rings),
+            Err(source) => {
+                drop(mount);
+                return Err(mount_err(source));
+            }
+        }
+    }
     if let Some(conn) = connection {
         lift_dirty_limit(conn);
     }
     tracing::info!(
         mountpoint = %mountpoint.display(),
         fs_name = %opts.fs_name,
-        threads = THREADS,
+        transport = ?mount.transport(),
         "branch mounted"
     );
-    Ok(Mount {
-        mountpoint,
-        unmounter,
-        session: Some(session),
-        negotiated,
-        counters,
-        connection,
-    })
+    Ok(mount)
 }
 
 impl Mount {
@@ -136,6 +195,17 @@ impl Mount {
     /// The FUSE capabilities in effect.
     pub fn negotiated(&self) -> Negotiated {
         self.negotiated
+    }
+
+    /// How requests reach this mount.
+    pub fn transport(&self) -> Transport {
+        match &self.rings {
+            Some(rings) => Transport::IoUring {
+                queues: rings.threads() / rings.threads_per_queue(),
+                threads: rings.threads(),
+            },
+            None => Transport::DevFuse { threads: THREADS },
+        }
     }
 
     /// Counters since the mount was made (for the daemon's `/metrics`).
@@ -169,6 +239,16 @@ impl Mount {
                     "serving threads did not finish (mount still in use)".into(),
                 ));
             }
+        }
+        if let Some(rings) = self.rings.take() {
+            if !wait_until(|| rings.finished(), JOIN_DEADLINE) {
+                tracing::warn!(mountpoint = %path.display(), "io_uring queues still busy; aborting the FUSE connection");
+                self.abort_connection();
+                if !wait_until(|| rings.finished(), JOIN_DEADLINE) {
+                    return Err(fail("io_uring queue threads did not finish".into()));
+                }
+            }
+            rings.join();
         }
         match session.join() {
             Ok(Ok(())) => {
@@ -216,8 +296,12 @@ fn lift_dirty_limit(conn: u64) {
 }
 
 fn wait_finished(handle: &JoinHandle<io::Result<()>>, deadline: Duration) -> bool {
+    wait_until(|| handle.is_finished(), deadline)
+}
+
+fn wait_until(done: impl Fn() -> bool, deadline: Duration) -> bool {
     let start = Instant::now();
-    while !handle.is_finished() {
+    while !done() {
         if start.elapsed() > deadline {
             return false;
         }

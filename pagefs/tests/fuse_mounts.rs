@@ -27,6 +27,7 @@ fn fuse_unmount_and_clean_stale_mounts() {
     let opts = || MountOptions {
         allow_other: false,
         fs_name: "offshoot:stale test".into(),
+        classic: false,
     };
 
     // A plain unmount takes the mount away and returns.

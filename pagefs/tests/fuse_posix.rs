@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use offshoot_pagefs::{mount, Mount, MountOptions};
+use offshoot_pagefs::{kernel_offers_uring, mount, Mount, MountOptions, Transport};
 use offshoot_storage::{Branch, FileId, Store, StoreOptions};
 
 struct Fixture {
@@ -20,6 +20,11 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_on(false)
+}
+
+/// A fresh store and mount; `classic` keeps the mount on `/dev/fuse`.
+fn fixture_on(classic: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store_dir = dir.path().join("store");
     let mnt = dir.path().join("mnt");
@@ -34,6 +39,7 @@ fn fixture() -> Fixture {
         MountOptions {
             allow_other: false,
             fs_name: "offshoot:test".into(),
+            classic,
         },
     )
     .expect("mount");
@@ -482,4 +488,98 @@ fn fuse_wal_o_dsync_writes_are_durable_when_answered() {
     );
     drop((reader, writer, data));
     fx.mount.unmount().expect("unmount");
+}
+
+/// Both transports carry the same requests to the same operations: the
+/// io_uring queues whenever the kernel offers them (make test turns the
+/// kernel's `fuse.enable_uring` on), `/dev/fuse` when asked for. Each
+/// serves a synchronous write (a queue thread's own path), buffered writes
+/// and reads at offsets, fsync, and the name operations a queue passes to
+/// its socket session (create, rename, readdir, unlink of an open file).
+#[test]
+fn fuse_both_transports_serve_reads_writes_syncs_and_names() {
+    for classic in [false, true] {
+        let fx = fixture_on(classic);
+        let mnt = fx.mount.mountpoint().to_path_buf();
+        match (classic, kernel_offers_uring(), fx.mount.transport()) {
+            (false, true, Transport::IoUring { queues, threads }) => {
+                assert!(
+                    queues >= 1 && threads >= queues,
+                    "{queues} queues, {threads} threads"
+                );
+            }
+            (true, _, Transport::DevFuse { .. }) | (false, false, Transport::DevFuse { .. }) => {}
+            (classic, offered, transport) => {
+                panic!(
+                    "classic={classic}, kernel offers io_uring={offered}: mounted on {transport:?}"
+                )
+            }
+        }
+        let label = if classic { "dev-fuse" } else { "default" };
+
+        // Buffered writes at offsets, a hole between them, read back whole.
+        let path = mnt.join("data");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create");
+        let mut model = Vec::new();
+        pwrite(&mut model, &file, 0, &pattern(10_000, 1));
+        pwrite(&mut model, &file, 300_000, &pattern(70_000, 2));
+        file.sync_all().expect("fsync");
+        assert_eq!(
+            read_all(&path),
+            model,
+            "{label}: read back through the mount"
+        );
+        assert_eq!(
+            store_bytes(&fx.branch, &path, &mnt),
+            model,
+            "{label}: in the store after fsync"
+        );
+
+        // A synchronous (WAL-style) write is in the store when answered.
+        let wal = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DSYNC)
+            .open(mnt.join("wal"))
+            .expect("create wal");
+        wal.write_all_at(&pattern(8192, 3), 8192)
+            .expect("O_DSYNC write");
+        let mut expected = vec![0u8; 8192];
+        expected.extend(pattern(8192, 3));
+        assert_eq!(
+            store_bytes(&fx.branch, &mnt.join("wal"), &mnt),
+            expected,
+            "{label}: durable write"
+        );
+
+        // Names: rename over, list, unlink while open and still read it.
+        std::fs::write(mnt.join("a"), b"first").expect("write a");
+        std::fs::write(mnt.join("b"), b"second").expect("write b");
+        std::fs::rename(mnt.join("a"), mnt.join("b")).expect("rename over");
+        let mut names: Vec<_> = std::fs::read_dir(&mnt)
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["b", "data", "wal"].map(std::ffi::OsString::from),
+            "{label}: listing"
+        );
+        let open = File::open(mnt.join("b")).expect("open b");
+        std::fs::remove_file(mnt.join("b")).expect("unlink");
+        let mut kept = String::new();
+        (&open).read_to_string(&mut kept).expect("read unlinked");
+        assert_eq!(kept, "first", "{label}: unlinked file still readable");
+        assert_eq!(
+            std::fs::metadata(mnt.join("b")).map_err(|e| e.kind()).err(),
+            Some(ErrorKind::NotFound),
+            "{label}: name gone"
+        );
+    }
 }

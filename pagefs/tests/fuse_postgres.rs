@@ -53,6 +53,7 @@ fn mount_branch(store: &Store, name: &str, at: &Path) -> Mount {
         MountOptions {
             allow_other: true,
             fs_name: format!("offshoot:{name}"),
+            classic: false,
         },
     )
     .expect("mount")

@@ -38,6 +38,10 @@ pub struct Negotiated {
     pub max_pages: bool,
     /// The largest write request, in bytes.
     pub max_write: u32,
+    /// The kernel agreed to serve requests over io_uring queues
+    /// (`FUSE_OVER_IO_URING`); whether the queues then registered is the
+    /// mount's to say (`Mount::transport`).
+    pub io_uring: bool,
 }
 
 /// The capabilities pagefs asks for, with their names for the log.
@@ -53,8 +57,10 @@ const WANTED: &[(InitFlags, &str)] = &[
     (InitFlags::FUSE_CACHE_SYMLINKS, "cache_symlinks"),
 ];
 
-/// Configures the connection and says what was granted.
-pub(crate) fn negotiate(config: &mut KernelConfig) -> io::Result<Negotiated> {
+/// Configures the connection and says what was granted. `want_uring`
+/// asks for FUSE over io_uring too, when the kernel offers it (it does
+/// when its `fuse.enable_uring` parameter is on).
+pub(crate) fn negotiate(config: &mut KernelConfig, want_uring: bool) -> io::Result<Negotiated> {
     let offered = config.capabilities();
     let mut granted = InitFlags::empty();
     for &(flag, name) in WANTED {
@@ -65,6 +71,14 @@ pub(crate) fn negotiate(config: &mut KernelConfig) -> io::Result<Negotiated> {
             }
         } else {
             tracing::warn!(capability = name, "kernel does not offer FUSE capability");
+        }
+    }
+    if want_uring {
+        let flag = InitFlags::FUSE_OVER_IO_URING;
+        if offered.contains(flag) && config.add_capabilities(flag).is_ok() {
+            granted |= flag;
+        } else {
+            tracing::info!("kernel does not offer FUSE over io_uring (fuse.enable_uring is off); serving /dev/fuse");
         }
     }
     let max_write = match config.set_max_write(MAX_REQUEST) {
@@ -89,6 +103,7 @@ pub(crate) fn negotiate(config: &mut KernelConfig) -> io::Result<Negotiated> {
         async_read: granted.contains(InitFlags::FUSE_ASYNC_READ),
         max_pages: granted.contains(InitFlags::FUSE_MAX_PAGES),
         max_write,
+        io_uring: granted.contains(InitFlags::FUSE_OVER_IO_URING),
     };
     tracing::info!(?negotiated, "FUSE connection negotiated");
     Ok(negotiated)

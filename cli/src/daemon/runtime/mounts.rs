@@ -122,6 +122,7 @@ pub async fn mount_branch(
     let opts = MountOptions {
         allow_other,
         fs_name: format!("offshoot:{name}"),
+        classic: false,
     };
     tokio::task::spawn_blocking(move || offshoot_pagefs::mount(branch, &mountpoint, opts))
         .await
