@@ -1,6 +1,8 @@
 //! The round trip of a synchronous 8 KiB write (PostgreSQL's WAL write as
 //! offshoot runs it) through pagefs over each transport, side by side with
-//! the same write to a plain file of the same disk, in one run.
+//! the same write to a plain file of the same disk, in one run; and of an
+//! 8 KiB read on the same handles, which on pagefs is a FUSE request served
+//! from memory (synchronous opens are direct I/O): the transport alone.
 //!
 //! Run as root (mounts FUSE):
 //!
@@ -29,9 +31,10 @@ use offshoot_storage::{Store, StoreOptions};
 const BLOCK: usize = 8192;
 const SPAN: u64 = 8 << 20;
 
-/// Writes from `writers` threads to `files(i)` for `seconds`; returns
-/// writes per second and the mean wait per write in microseconds.
-fn run(files: &[File], seconds: u64) -> (f64, f64) {
+/// Writes (or reads, with `read`) 8 KiB blocks from one thread per file
+/// for `seconds`; returns operations per second and the mean wait per
+/// operation in microseconds.
+fn run(files: &[File], seconds: u64, read: bool) -> (f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let results: Vec<(u64, Duration)> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
@@ -39,13 +42,17 @@ fn run(files: &[File], seconds: u64) -> (f64, f64) {
             .map(|file| {
                 let stop = stop.clone();
                 scope.spawn(move || {
-                    let block = vec![0x5a_u8; BLOCK];
+                    let mut block = vec![0x5a_u8; BLOCK];
                     let (mut count, mut waited) = (0u64, Duration::ZERO);
                     while !stop.load(Ordering::Relaxed) {
                         let offset = (count * BLOCK as u64) % SPAN;
                         let start = Instant::now();
-                        file.write_all_at(&block, offset)
-                            .expect("synchronous write");
+                        if read {
+                            file.read_exact_at(&mut block, offset).expect("read");
+                        } else {
+                            file.write_all_at(&block, offset)
+                                .expect("synchronous write");
+                        }
                         waited += start.elapsed();
                         count += 1;
                     }
@@ -72,6 +79,7 @@ fn open_files(dir: &Path, writers: usize) -> Vec<File> {
     (0..writers)
         .map(|i| {
             let file = OpenOptions::new()
+                .read(true)
                 .write(true)
                 .create_new(true)
                 .custom_flags(libc::O_DSYNC)
@@ -125,13 +133,17 @@ fn main() {
             open_files(classic.mountpoint(), writers),
         ),
     ];
-    println!("| round | target | writes/s | µs per write |");
-    println!("|---|---|---|---|");
+    println!("| round | target | O_DSYNC writes/s | µs per write | reads/s | µs per read |");
+    println!("|---|---|---:|---:|---:|---:|");
     for round in 0..rounds {
         for i in 0..targets.len() {
             let (name, files) = &targets[(i + round) % targets.len()];
-            let (rate, wait) = run(files, seconds);
-            println!("| {} | {name} | {rate:.0} | {wait:.0} |", round + 1);
+            let (writes, write_wait) = run(files, seconds, false);
+            let (reads, read_wait) = run(files, seconds, true);
+            println!(
+                "| {} | {name} | {writes:.0} | {write_wait:.0} | {reads:.0} | {read_wait:.1} |",
+                round + 1
+            );
         }
     }
     drop(targets);
