@@ -149,6 +149,15 @@ impl Daemon {
         for path in cleaned {
             tracing::warn!(path = %path.display(), "unmounted a stale mount left by an earlier daemon");
         }
+        if std::path::Path::new(offshoot_pagefs::URING_PARAMETER).exists()
+            && !offshoot_pagefs::kernel_offers_uring()
+        {
+            tracing::info!(
+                "branches are served over /dev/fuse; FUSE over io_uring makes commits faster: \
+                 echo Y > {} (as root)",
+                offshoot_pagefs::URING_PARAMETER
+            );
+        }
         let store_dir = home.store_dir();
         let store =
             tokio::task::spawn_blocking(move || Store::open(&store_dir, StoreOptions::default()))

@@ -109,6 +109,11 @@ fn add(sum: &mut MountMetrics, m: &MountMetrics) {
     sum.errors += m.errors;
 }
 
+/// `OFFSHOOT_FUSE_TRANSPORT=dev-fuse` in the daemon's environment keeps its
+/// mounts on `/dev/fuse` even when the kernel offers FUSE over io_uring
+/// (docs/pagefs.md, "Transport").
+pub const TRANSPORT_VAR: &str = "OFFSHOOT_FUSE_TRANSPORT";
+
 /// Mounts `branch` at `mountpoint` (creating the directory) on the blocking
 /// pool; `/proc/mounts` shows it as `offshoot:<name>`.
 pub async fn mount_branch(
@@ -122,7 +127,7 @@ pub async fn mount_branch(
     let opts = MountOptions {
         allow_other,
         fs_name: format!("offshoot:{name}"),
-        classic: false,
+        classic: std::env::var_os(TRANSPORT_VAR).is_some_and(|v| v == "dev-fuse"),
     };
     tokio::task::spawn_blocking(move || offshoot_pagefs::mount(branch, &mountpoint, opts))
         .await
