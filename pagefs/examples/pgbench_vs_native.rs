@@ -247,8 +247,15 @@ fn main() {
     ] {
         let loading = std::time::Instant::now();
         pg.pgbench(&init.iter().map(String::as_str).collect::<Vec<_>>());
-        let side = if std::ptr::eq(pg, &fuse) { "pagefs" } else { "native" };
-        println!("load (pgbench -i -s {scale}), {side}: {:.1} s", loading.elapsed().as_secs_f64());
+        let side = if std::ptr::eq(pg, &fuse) {
+            "pagefs"
+        } else {
+            "native"
+        };
+        println!(
+            "load (pgbench -i -s {scale}), {side}: {:.1} s",
+            loading.elapsed().as_secs_f64()
+        );
         pg.psql("alter system set track_wal_io_timing = on");
         apply(pg, "PAGEFS_WAL_SETTINGS", defaults);
         for var in vars {
