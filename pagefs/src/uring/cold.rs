@@ -13,13 +13,17 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use fuser::{Config, InitFlags, Session, SessionACL};
-use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
+use nix::sys::socket::{
+    setsockopt, shutdown, socketpair, sockopt, AddressFamily, Shutdown, SockFlag, SockType,
+};
 use parking_lot::Mutex;
 
 use super::abi::{HeaderBlock, IN_HEADER, OUT_HEADER};
@@ -29,6 +33,16 @@ use crate::MAX_REQUEST;
 /// Threads of the session behind the socket: these requests are rare once
 /// PostgreSQL runs, and each is answered from memory or one store call.
 const THREADS: usize = 4;
+
+/// A message on a sequenced-packet socket must fit the sender's buffer:
+/// room for the largest request or answer (a directory listing can be as
+/// large as a read).
+const SOCKET_BUFFER: usize = MAX_REQUEST as usize + (64 << 10);
+
+/// How long a queue thread waits for an answer before it answers EIO. These
+/// requests are served from memory or one store call; a lost answer must
+/// not hang the process that made the request.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// `FUSE_INIT`'s opcode and the `unique` its made-up request carries (odd:
 /// the kernel's are even, so it never meets a forwarded one).
@@ -52,6 +66,13 @@ impl Cold {
             None,
             SockFlag::SOCK_CLOEXEC,
         )?;
+        for end in [theirs.as_fd(), ours.as_fd()] {
+            // Past `net.core.wmem_max` only with CAP_NET_ADMIN; else as
+            // large as the system allows.
+            if setsockopt(&end, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+                let _ = setsockopt(&end, sockopt::SndBuf, &SOCKET_BUFFER);
+            }
+        }
         let mut socket = File::from(ours);
         // The handshake reads this as soon as the session is made.
         socket.write_all(&init_request(offered))?;
@@ -111,8 +132,14 @@ impl Cold {
             tracing::error!(%err, opcode = block.opcode(), "passing a request to the socket session");
             return (-libc::EIO, 0);
         }
-        let Ok(answer) = rx.recv() else {
-            return (-libc::EIO, 0);
+        let answer = match rx.recv_timeout(ANSWER_DEADLINE) {
+            Ok(answer) => answer,
+            Err(RecvTimeoutError::Timeout) => {
+                self.waiting.lock().remove(&unique);
+                tracing::error!(opcode = block.opcode(), "no answer from the socket session");
+                return (-libc::EIO, 0);
+            }
+            Err(RecvTimeoutError::Disconnected) => return (-libc::EIO, 0),
         };
         if answer.len() < OUT_HEADER {
             return (-libc::EIO, 0);
