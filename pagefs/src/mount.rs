@@ -21,12 +21,11 @@
 //! with a deadline. Stopping PostgreSQL first is the caller's job.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use std::os::fd::AsFd;
 
 use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use offshoot_storage::Branch;
@@ -87,25 +86,39 @@ pub fn mount(branch: Branch, mountpoint: &Path, opts: MountOptions) -> Result<Mo
             path: mountpoint.to_path_buf(),
             source,
         })?;
-    let want_uring = !opts.classic;
-    match mount_once(branch.clone(), &mountpoint, &opts, want_uring) {
-        Err(Retry(first)) if want_uring => {
+    if opts.classic {
+        return mount_once(branch, &mountpoint, &opts, false).map_err(Failed::into_error);
+    }
+    match mount_once(branch.clone(), &mountpoint, &opts, true) {
+        Err(Failed::Queues(first)) => {
             tracing::warn!(mountpoint = %mountpoint.display(), error = %first, "io_uring queues failed to start; mounting again on /dev/fuse");
-            mount_once(branch, &mountpoint, &opts, false).map_err(|Retry(err)| err)
+            mount_once(branch, &mountpoint, &opts, false).map_err(Failed::into_error)
         }
-        other => other.map_err(|Retry(err)| err),
+        other => other.map_err(Failed::into_error),
     }
 }
 
-/// A failed mount attempt (already taken down).
-struct Retry(PagefsError);
+/// A failed mount attempt (already taken down): the queues alone failed
+/// (worth another attempt on `/dev/fuse`), or the mount itself.
+enum Failed {
+    Queues(PagefsError),
+    Mount(PagefsError),
+}
+
+impl Failed {
+    fn into_error(self) -> PagefsError {
+        match self {
+            Failed::Queues(err) | Failed::Mount(err) => err,
+        }
+    }
+}
 
 fn mount_once(
     branch: Branch,
     mountpoint: &Path,
     opts: &MountOptions,
     want_uring: bool,
-) -> Result<Mount, Retry> {
+) -> Result<Mount, Failed> {
     let mountpoint = mountpoint.to_path_buf();
     let negotiated = Arc::new(OnceLock::new());
     let counters = Arc::new(Counters::default());
@@ -139,12 +152,11 @@ fn mount_once(
     config.clone_fd = true;
 
     let acl = config.acl;
-    let mount_err = |source| {
-        Retry(PagefsError::Mount {
-            path: mountpoint.clone(),
-            source,
-        })
+    let error = |source| PagefsError::Mount {
+        path: mountpoint.clone(),
+        source,
     };
+    let mount_err = |source| Failed::Mount(error(source));
     let mut session = Session::new(fs, &mountpoint, &config).map_err(mount_err)?;
     let unmounter = session.unmount_callable();
     let _ = notifier.set(session.notifier());
@@ -171,7 +183,7 @@ fn mount_once(
             Ok(rings) => mount.rings = Some(rings),
             Err(source) => {
                 drop(mount);
-                return Err(mount_err(source));
+                return Err(Failed::Queues(error(source)));
             }
         }
     }
@@ -201,7 +213,7 @@ impl Mount {
     pub fn transport(&self) -> Transport {
         match &self.rings {
             Some(rings) => Transport::IoUring {
-                queues: rings.threads() / rings.threads_per_queue(),
+                queues: rings.queues(),
                 threads: rings.threads(),
             },
             None => Transport::DevFuse { threads: THREADS },

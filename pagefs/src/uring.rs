@@ -41,9 +41,9 @@ const THREADS: usize = 16;
 pub(crate) struct Rings {
     /// Keeps the descriptor the entries were registered on open.
     _fuse: Arc<OwnedFd>,
-    queues: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     cold: Arc<Cold>,
-    threads_per_queue: usize,
+    queues: usize,
 }
 
 impl Rings {
@@ -88,30 +88,31 @@ impl Rings {
         }
         Ok(Rings {
             _fuse: fuse,
-            queues: threads,
+            threads,
             cold,
-            threads_per_queue: per_queue,
+            queues,
         })
     }
 
     /// Queue threads serving the mount.
     pub(crate) fn threads(&self) -> usize {
-        self.queues.len()
+        self.threads.len()
     }
 
-    pub(crate) fn threads_per_queue(&self) -> usize {
-        self.threads_per_queue
+    /// Queues (one per possible CPU).
+    pub(crate) fn queues(&self) -> usize {
+        self.queues
     }
 
     /// Whether every queue thread has finished (the connection ended).
     pub(crate) fn finished(&self) -> bool {
-        self.queues.iter().all(JoinHandle::is_finished)
+        self.threads.iter().all(JoinHandle::is_finished)
     }
 
     /// Waits for the queue threads (they end with the connection), then
     /// stops the socket session.
     pub(crate) fn join(self) {
-        for thread in self.queues {
+        for thread in self.threads {
             let _ = thread.join();
         }
         if let Ok(cold) = Arc::try_unwrap(self.cold) {

@@ -79,7 +79,6 @@ impl Cold {
         let mut config = Config::default();
         config.n_threads = Some(THREADS);
         config.clone_fd = false;
-        config.acl = acl;
         let session = Session::from_fd(fs, theirs, acl, config)?;
         let mut answer = vec![0u8; 4096];
         let n = socket.read(&mut answer)?;
