@@ -315,7 +315,9 @@ fn main() {
             server_cpu / txns * 1e6,
         );
         println!(
-            "  pagefs per transaction: {:.2} FUSE writes ({:.1} kB), {:.3} setattrs, {:.2} fsyncs, fsync avg {:.2} ms",
+            "  pagefs per transaction: {:.3} FUSE reads ({:.1} kB), {:.2} FUSE writes ({:.1} kB), {:.3} setattrs, {:.2} fsyncs, fsync avg {:.2} ms",
+            (after.reads - before.reads) as f64 / txns,
+            (after.read_bytes - before.read_bytes) as f64 / txns / 1024.0,
             (after.writes - before.writes) as f64 / txns,
             (after.write_bytes - before.write_bytes) as f64 / txns / 1024.0,
             (after.setattrs - before.setattrs) as f64 / txns,

@@ -48,6 +48,13 @@ pub trait BackendFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every byte written so far durable.
     fn sync_data(&self) -> io::Result<()>;
+    /// Tells the OS that `len` bytes from `offset`, already durable, will
+    /// not be read soon, so it may free their cached pages. A hint only: it
+    /// changes no content, and a backend with no cache of its own ignores it.
+    fn release_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// Maps the whole file read-only. The caller guarantees the file is
     /// never written or truncated again while mapped.
     fn map(&self) -> io::Result<Mapping>;

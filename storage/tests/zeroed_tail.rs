@@ -1,7 +1,8 @@
 //! The zero-filled tail of open logs: a log that holds records keeps
 //! written zeros ahead of its end; recovery reads them as the end of the
 //! log (and keeps them), cuts a torn record followed by zeros, sealing cuts
-//! the zeros, and a log that never received a record stays at its header.
+//! the zeros, a log that never received a record stays at its header, and
+//! on disk a fill releases the cached pages of records flushed a chunk ago.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -309,4 +310,69 @@ fn a_background_fill_grows_the_log_after_the_sync_returns() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Which of the file's pages are in the OS page cache (`mincore` over a
+/// mapping, which itself faults nothing in).
+fn resident_pages(path: &std::path::Path) -> Vec<bool> {
+    let file = std::fs::File::open(path).unwrap();
+    // SAFETY: the mapping is only passed to `mincore`, never read, and the
+    // file is not truncated while it lives (the store is idle).
+    let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
+    let page = 4096;
+    let mut vec = vec![0u8; map.len().div_ceil(page)];
+    // SAFETY: `map` is a live mapping of `map.len()` bytes and `vec` holds
+    // one byte per page of it, as `mincore` requires.
+    let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), vec.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    vec.iter().map(|v| v & 1 == 1).collect()
+}
+
+#[test]
+fn on_disk_a_fill_releases_the_cached_pages_of_records_flushed_a_chunk_ago() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    store.create_branch("main", None).unwrap();
+    let f = new_file(&store, "main");
+    let b = store.branch("main").unwrap();
+    let pages = 64usize;
+    let mut model = vec![0u8; pages * PS];
+    for p in 0..pages {
+        model[p * PS..(p + 1) * PS].fill(p as u8 + 1);
+        b.write(f, (p * PS) as u64, &model[p * PS..(p + 1) * PS])
+            .unwrap();
+        b.sync().unwrap();
+    }
+    let log = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("layer-")
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let resident = resident_pages(&log);
+    let len = std::fs::metadata(&log).unwrap().len() as usize;
+    assert!(len > pages * PS, "the log holds every page ({len} bytes)");
+    // Records end under CHUNK / 2 + CHUNK before the file's end; every fill
+    // released what lay more than a chunk behind the records' end then.
+    // (A folio cut by the last release stays until the next one.)
+    let released_end = (len - 4 * CHUNK as usize) / 4096;
+    let early = &resident[1..released_end];
+    assert!(
+        early.iter().all(|r| !r),
+        "records flushed long ago are still cached: {} of {} pages",
+        early.iter().filter(|r| **r).count(),
+        early.len()
+    );
+    let recent = &resident[resident.len() - (CHUNK as usize / 4096)..];
+    assert!(
+        recent.iter().all(|r| *r),
+        "the zeroed tail ahead of the records was released"
+    );
+    // Released pages read back from the device.
+    assert_eq!(read_file(&store, "main", f), model);
 }
