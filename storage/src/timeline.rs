@@ -210,13 +210,15 @@ impl OpenLog {
     }
 
     fn fill(&self) -> std::io::Result<()> {
+        // `written` is read under the tail lock: an append past the zeroed
+        // end holds it, so no record lies past `start` while zeros go there.
         // Records below `written` are in the file before the flush below.
-        let written = self.written.load(Ordering::Acquire);
-        {
+        let written = {
             let tail = self.tail.lock();
             if tail.closed {
                 return Ok(());
             }
+            let written = self.written.load(Ordering::Acquire);
             let start = self.zeroed.load(Ordering::Acquire).max(written);
             let end = start + self.zero_chunk;
             let mut at = start;
@@ -226,7 +228,8 @@ impl OpenLog {
                 at += n;
             }
             self.zeroed.store(end, Ordering::Release);
-        }
+            written
+        };
         // The new length becomes durable here, once, instead of in the
         // `sync`s that will write over these zeros. A failure here may have
         // dropped appended records too: the log fails like a failed flush.
