@@ -496,8 +496,29 @@ fn fuse_wal_o_dsync_writes_are_durable_when_answered() {
 /// serves a synchronous write (a queue thread's own path), buffered writes
 /// and reads at offsets, fsync, and the name operations a queue passes to
 /// its socket session (create, rename, readdir, unlink of an open file).
+/// Every log line written while the test runs (ERROR and worse only).
+static ERRORS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct ErrorLog;
+
+impl std::io::Write for ErrorLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        ERRORS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
 fn fuse_both_transports_serve_reads_writes_syncs_and_names() {
+    // fuser's own `log` records reach this subscriber too.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::ERROR)
+        .with_ansi(false)
+        .with_writer(|| ErrorLog)
+        .init();
     for classic in [false, true] {
         let fx = fixture_on(classic);
         let mnt = fx.mount.mountpoint().to_path_buf();
@@ -581,5 +602,11 @@ fn fuse_both_transports_serve_reads_writes_syncs_and_names() {
             Some(ErrorKind::NotFound),
             "{label}: name gone"
         );
+
+        // A clean unmount (no file left open) logs no error.
+        drop((open, file, wal));
+        drop(fx);
+        let errors = String::from_utf8_lossy(&ERRORS.lock().unwrap()).into_owned();
+        assert!(errors.is_empty(), "{label}: errors logged:\n{errors}");
     }
 }

@@ -48,6 +48,11 @@ const ANSWER_DEADLINE: Duration = Duration::from_secs(60);
 /// the kernel's are even, so it never meets a forwarded one).
 const OP_INIT: u32 = 26;
 const INIT_UNIQUE: u64 = 1;
+/// `FUSE_DESTROY`: a session thread that reads it answers and returns.
+const OP_DESTROY: u32 = 38;
+/// How long `stop` waits for the session's threads to take their
+/// `FUSE_DESTROY` before it shuts the socket under them.
+const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The session behind the socket and the router of its answers.
 pub(crate) struct Cold {
@@ -94,8 +99,8 @@ impl Cold {
         let serve = std::thread::Builder::new()
             .name("pagefs-cold".into())
             .spawn(move || {
-                // It ends when the socket is shut down (its reads see end
-                // of file, which fuser reports as an invalid request).
+                // It ends when every thread has read a FUSE_DESTROY (see
+                // `stop`), or when the socket is shut down.
                 if let Err(err) = session.run() {
                     tracing::debug!(%err, "socket session ended");
                 }
@@ -153,8 +158,20 @@ impl Cold {
         (error, body.len())
     }
 
-    /// Ends the session and the router, and waits for them.
+    /// Ends the session and the router, and waits for them. Each session
+    /// thread is sent a `FUSE_DESTROY`, after which it returns quietly; an
+    /// end of file would end it too, but fuser reports that as an invalid
+    /// request, an error line per thread at every unmount.
     pub(crate) fn stop(self) {
+        for n in 0..THREADS as u64 {
+            if (&*self.socket).write_all(&destroy_request(n)).is_err() {
+                break;
+            }
+        }
+        let start = std::time::Instant::now();
+        while !self.threads[0].is_finished() && start.elapsed() < STOP_DEADLINE {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let _ = shutdown(self.socket.as_raw_fd(), Shutdown::Both);
         for thread in self.threads {
             let _ = thread.join();
@@ -190,6 +207,16 @@ fn route(socket: &File, waiting: &Mutex<HashMap<u64, SyncSender<Vec<u8>>>>) {
     }
     // Whoever still waits gets EIO (their senders drop here).
     waiting.lock().clear();
+}
+
+/// A `FUSE_DESTROY` request (a header alone); `n` keeps the uniques apart.
+fn destroy_request(n: u64) -> Vec<u8> {
+    let mut request = Vec::with_capacity(IN_HEADER);
+    request.extend_from_slice(&(IN_HEADER as u32).to_ne_bytes());
+    request.extend_from_slice(&OP_DESTROY.to_ne_bytes());
+    request.extend_from_slice(&(INIT_UNIQUE + 1 + n).to_ne_bytes());
+    request.extend_from_slice(&[0u8; IN_HEADER - 16]); // nodeid, uid, gid, pid, padding
+    request
 }
 
 /// The `FUSE_INIT` request the socket session starts with: the kernel's
