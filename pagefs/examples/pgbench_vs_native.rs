@@ -18,8 +18,9 @@
 //! and the time pagefs spent on each synchronous (WAL) write, to set against
 //! the WAL write time PostgreSQL reports: the difference is the kernel's
 //! queueing and wake-ups.
+//! All settings are in place (ALTER SYSTEM and a restart) before the load.
 //! `OFFSHOOT_BENCH_SETTINGS="name=value,…"` sets server settings on both
-//! sides after the load (e.g. `checkpoint_timeout=30s` for runs with
+//! sides (e.g. `checkpoint_timeout=30s` for runs with
 //! checkpoints in them); `OFFSHOOT_BENCH_PAGEFS_SETTINGS` sets them on the
 //! pagefs side alone, after those (e.g. `wal_sync_method=fdatasync` to
 //! compare with offshoot's own choice, or on both sides to compare like
@@ -175,7 +176,8 @@ fn apply(pg: &Postgres, what: &str, settings: &str) {
 }
 
 /// What offshoot's computes run with on pagefs (`compute/src/config.rs`).
-const PAGEFS_WAL_SETTINGS: &str = "wal_sync_method=open_datasync,wal_init_zero=off";
+const PAGEFS_WAL_SETTINGS: &str =
+    "wal_sync_method=open_datasync,wal_init_zero=off,wal_buffers=16MB";
 
 fn main() {
     let scale: u32 = arg(1, 20);
@@ -234,17 +236,28 @@ fn main() {
         pg_owned_dir(&sock, 0o700);
         Postgres::start(data, &sock, &p(&format!("{name}.log")))
     };
-    let native = start(&native_data, "native");
-    let fuse = start(mnt.mountpoint(), "pagefs");
+    // Settings go in with ALTER SYSTEM and a restart (`wal_buffers` takes
+    // effect only at start), before the load: a load into a branch runs
+    // with the compute's settings too.
+    let configured = |data: &Path, name: &str, defaults: &str, vars: &[&str]| {
+        let pg = start(data, name);
+        pg.psql("alter system set track_wal_io_timing = on");
+        apply(&pg, "PAGEFS_WAL_SETTINGS", defaults);
+        for var in vars {
+            apply_settings(&pg, var);
+        }
+        pg.stop();
+        start(data, name)
+    };
+    let native = configured(&native_data, "native", "", &["OFFSHOOT_BENCH_SETTINGS"]);
+    let fuse = configured(
+        mnt.mountpoint(),
+        "pagefs",
+        PAGEFS_WAL_SETTINGS,
+        &["OFFSHOOT_BENCH_SETTINGS", "OFFSHOOT_BENCH_PAGEFS_SETTINGS"],
+    );
     let init = ["-i", "-q", "-s", &scale.to_string()].map(String::from);
-    for (pg, defaults, vars) in [
-        (&native, "", &["OFFSHOOT_BENCH_SETTINGS"][..]),
-        (
-            &fuse,
-            PAGEFS_WAL_SETTINGS,
-            &["OFFSHOOT_BENCH_SETTINGS", "OFFSHOOT_BENCH_PAGEFS_SETTINGS"][..],
-        ),
-    ] {
+    for pg in [&native, &fuse] {
         let loading = std::time::Instant::now();
         pg.pgbench(&init.iter().map(String::as_str).collect::<Vec<_>>());
         let side = if std::ptr::eq(pg, &fuse) {
@@ -256,12 +269,6 @@ fn main() {
             "load (pgbench -i -s {scale}), {side}: {:.1} s",
             loading.elapsed().as_secs_f64()
         );
-        pg.psql("alter system set track_wal_io_timing = on");
-        apply(pg, "PAGEFS_WAL_SETTINGS", defaults);
-        for var in vars {
-            apply_settings(pg, var);
-        }
-        pg.psql("select pg_reload_conf()");
         pg.psql("checkpoint");
     }
 
