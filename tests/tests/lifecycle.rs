@@ -132,7 +132,14 @@ async fn many_connections_over_branches() {
             tasks.push(tokio::spawn(async move {
                 let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| format!("client {client_no}: connect: {e}"))?;
+                    .map_err(|e| match e.as_db_error() {
+                        Some(db) => format!(
+                            "client {client_no}: connect: {} {}",
+                            db.code().code(),
+                            db.message()
+                        ),
+                        None => format!("client {client_no}: connect: {e}"),
+                    })?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
