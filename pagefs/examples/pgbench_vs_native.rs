@@ -256,14 +256,9 @@ fn main() {
         &["OFFSHOOT_BENCH_SETTINGS", "OFFSHOOT_BENCH_PAGEFS_SETTINGS"],
     );
     let init = ["-i", "-q", "-s", &scale.to_string()].map(String::from);
-    for pg in [&native, &fuse] {
+    for (pg, side) in [(&native, "native"), (&fuse, "pagefs")] {
         let loading = std::time::Instant::now();
         pg.pgbench(&init.iter().map(String::as_str).collect::<Vec<_>>());
-        let side = if std::ptr::eq(pg, &fuse) {
-            "pagefs"
-        } else {
-            "native"
-        };
         println!(
             "load (pgbench -i -s {scale}), {side}: {:.1} s",
             loading.elapsed().as_secs_f64()

@@ -107,6 +107,15 @@ async fn herd_on_stopped_branch() {
     );
 }
 
+/// A client error with the server's SQLSTATE and message when it sent one
+/// (`tokio_postgres` displays those as just "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_connections_over_branches() {
     const BRANCHES: usize = 20;
@@ -132,14 +141,7 @@ async fn many_connections_over_branches() {
             tasks.push(tokio::spawn(async move {
                 let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| match e.as_db_error() {
-                        Some(db) => format!(
-                            "client {client_no}: connect: {} {}",
-                            db.code().code(),
-                            db.message()
-                        ),
-                        None => format!("client {client_no}: connect: {e}"),
-                    })?;
+                    .map_err(|e| format!("client {client_no}: connect: {}", describe(&e)))?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
@@ -150,12 +152,12 @@ async fn many_connections_over_branches() {
                             &[&client_no, &(n as i32)],
                         )
                         .await
-                        .map_err(|e| format!("client {client_no}: insert: {e}"))?;
+                        .map_err(|e| format!("client {client_no}: insert: {}", describe(&e)))?;
                 }
                 let row = client
                     .query_one("select count(*) from hits where client = $1", &[&client_no])
                     .await
-                    .map_err(|e| format!("client {client_no}: select: {e}"))?;
+                    .map_err(|e| format!("client {client_no}: select: {}", describe(&e)))?;
                 Ok::<i64, String>(row.get(0))
             }));
         }
