@@ -1,6 +1,7 @@
 //! One running `postgres` for one branch.
 //!
-//! [`Compute::start`] writes the offshoot-managed hba file, prepares the
+//! [`Compute::start`] writes the offshoot-managed hba file (see
+//! `compute/hba_file.rs`), prepares the
 //! private socket directory, opens the branch's log file (appending, as the
 //! daemon's user) and spawns the postmaster directly — never `pg_ctl` — as
 //! [`RunAs`], in a process group of its own, with its stdout and stderr on the
@@ -18,6 +19,7 @@
 //! a `Compute` that was not stopped SIGKILLs its process group: no `postgres`
 //! outlives its owner. PostgreSQL's own crash recovery runs on the next start.
 
+mod hba_file;
 mod pidfile;
 mod ready;
 
@@ -101,7 +103,7 @@ impl Compute {
             require_absolute(path, what)?;
         }
         let started = Instant::now();
-        write_hba(&spec.hba_file, run_as)?;
+        hba_file::write(&spec.hba_file, run_as)?;
         prepare_socket_dir(&spec.socket_dir, run_as)?;
         let (log, log_offset) = open_log(&spec)?;
         if pidfile::clear_stale(&spec.datadir)? {
@@ -316,25 +318,6 @@ impl Drop for Compute {
         // Also reaps backends left behind by a postmaster that died.
         signal_group(self.pid, Signal::SIGKILL);
     }
-}
-
-fn write_hba(path: &Path, run_as: &RunAs) -> Result<(), ComputeError> {
-    let what = || format!("write hba file {}", path.display());
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| ComputeError::io(what(), e))?;
-    }
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| ComputeError::io(what(), e))?;
-    f.write_all(config::hba_contents().as_bytes())
-        .map_err(|e| ComputeError::io(what(), e))?;
-    chown_to(&tmp, run_as)?;
-    fs::rename(&tmp, path).map_err(|e| ComputeError::io(what(), e))
 }
 
 fn prepare_socket_dir(dir: &Path, run_as: &RunAs) -> Result<(), ComputeError> {

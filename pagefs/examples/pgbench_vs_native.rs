@@ -176,7 +176,8 @@ fn apply(pg: &Postgres, what: &str, settings: &str) {
 }
 
 /// What offshoot's computes run with on pagefs (`compute/src/config.rs`).
-const PAGEFS_WAL_SETTINGS: &str = "wal_sync_method=open_datasync,wal_init_zero=off";
+const PAGEFS_WAL_SETTINGS: &str =
+    "wal_sync_method=open_datasync,wal_init_zero=off,wal_buffers=16MB";
 
 fn main() {
     let scale: u32 = arg(1, 20);
@@ -235,7 +236,7 @@ fn main() {
         pg_owned_dir(&sock, 0o700);
         Postgres::start(data, &sock, &p(&format!("{name}.log")))
     };
-    // Settings go in with ALTER SYSTEM and a restart (some take
+    // Settings go in with ALTER SYSTEM and a restart (`wal_buffers` takes
     // effect only at start), before the load: a load into a branch runs
     // with the compute's settings too.
     let configured = |data: &Path, name: &str, defaults: &str, vars: &[&str]| {

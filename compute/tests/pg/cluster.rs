@@ -40,6 +40,7 @@ async fn pg_initdb_start_and_authenticate() {
     for (name, want) in [
         ("wal_sync_method", "open_datasync"),
         ("wal_init_zero", "off"),
+        ("wal_buffers", "16MB"),
     ] {
         let value: String = client
             .query_one(&format!("SHOW {name}"), &[])
