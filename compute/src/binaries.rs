@@ -44,6 +44,9 @@ pub struct PgBinaries {
     pub version: PgVersion,
     /// Optional tools (see [`OPTIONAL_TOOLS`]) not present in `bindir`.
     pub missing_optional: Vec<String>,
+    /// Built with LZ4 (`pg_config --configure` in `bindir` lists
+    /// `--with-lz4`); false when that cannot be told.
+    pub lz4: bool,
 }
 
 impl PgBinaries {
@@ -284,7 +287,25 @@ fn check_dir(dir: &Path) -> Result<PgBinaries, String> {
         bindir: dir.to_path_buf(),
         version,
         missing_optional,
+        lz4: built_with_lz4(dir),
     })
+}
+
+/// Whether the installation in `dir` was built with LZ4, from its
+/// `pg_config --configure`. An installation without `pg_config` (Debian
+/// ships it with the client package) counts as built without it.
+fn built_with_lz4(dir: &Path) -> bool {
+    Command::new(dir.join("pg_config"))
+        .arg("--configure")
+        .output()
+        .is_ok_and(|out| out.status.success() && configure_has_lz4(&out.stdout))
+}
+
+/// Whether `pg_config --configure` output lists `--with-lz4`.
+fn configure_has_lz4(configure: &[u8]) -> bool {
+    String::from_utf8_lossy(configure)
+        .split_whitespace()
+        .any(|arg| arg.trim_matches('\'') == "--with-lz4")
 }
 
 fn postgres_version(postgres: &Path) -> Result<PgVersion, String> {
@@ -328,6 +349,16 @@ mod tests {
         let v = parse_version("postgres (PostgreSQL) 17beta1");
         assert_eq!(v.map(|v| v.major), Some(17));
         assert!(parse_version("something else 15.4").is_none());
+    }
+
+    #[test]
+    fn reads_lz4_from_configure() {
+        let debian = b"'--build=x86_64-linux-gnu' '--with-icu' '--with-lz4' '--with-zstd'\n";
+        assert!(configure_has_lz4(debian));
+        assert!(!configure_has_lz4(
+            b"'--with-icu' '--with-lz4x' '--without-readline'"
+        ));
+        assert!(!configure_has_lz4(b""));
     }
 
     #[test]

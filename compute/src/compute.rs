@@ -120,8 +120,12 @@ impl Compute {
             );
         }
 
-        let mut settings =
-            config::start_settings(&spec.socket_dir, &spec.hba_file, bins.version.major);
+        let mut settings = config::start_settings(
+            &spec.socket_dir,
+            &spec.hba_file,
+            bins.version.major,
+            bins.lz4,
+        );
         let module_dir = spec.hba_file.parent().unwrap_or(Path::new("/"));
         if let Some(preload) = handoff::preload_setting(bins, run_as, &spec.datadir, module_dir)? {
             settings.push(("shared_preload_libraries".to_owned(), preload));

@@ -177,7 +177,7 @@ fn apply(pg: &Postgres, what: &str, settings: &str) {
 
 /// What offshoot's computes run with on pagefs (`compute/src/config.rs`).
 const PAGEFS_WAL_SETTINGS: &str =
-    "wal_sync_method=open_datasync,wal_init_zero=off,wal_buffers=16MB";
+    "wal_sync_method=open_datasync,wal_init_zero=off,wal_buffers=16MB,wal_compression=lz4";
 
 fn main() {
     let scale: u32 = arg(1, 20);

@@ -19,8 +19,9 @@ use super::pg::{PgTools, Target};
 /// Settings offshoot's computes run with (offshoot-compute's postgresql.conf
 /// block), so that the baseline differs only in the storage under it. The
 /// WAL settings computes get at start (`wal_sync_method=open_datasync`,
-/// `wal_init_zero=off`) are left out: they are chosen for pagefs's FUSE
-/// transport, and the baseline is PostgreSQL as it is run on a local disk.
+/// `wal_init_zero=off`, `wal_buffers=16MB`, `wal_compression=lz4`) are left
+/// out: they are chosen for pagefs's FUSE transport and the page store, and
+/// the baseline is PostgreSQL as it is run on a local disk.
 const BRANCH_SETTINGS: &[(&str, &str)] = &[
     ("password_encryption", "scram-sha-256"),
     ("shared_buffers", "128MB"),

@@ -37,10 +37,12 @@ async fn pg_initdb_start_and_authenticate() {
         .get(0);
     assert_eq!(listen, "");
     // The WAL settings pagefs's one-request commit is built for.
+    let lz4 = env.bins.lz4 && env.bins.version.major >= 15;
     for (name, want) in [
         ("wal_sync_method", "open_datasync"),
         ("wal_init_zero", "off"),
         ("wal_buffers", "16MB"),
+        ("wal_compression", if lz4 { "lz4" } else { "off" }),
     ] {
         let value: String = client
             .query_one(&format!("SHOW {name}"), &[])

@@ -13,6 +13,11 @@ fn pg_discover_finds_the_installed_binaries() {
         "{:?}",
         bins.version
     );
+    // Debian's packages (the layout `/usr/lib/postgresql/<major>/bin`) are
+    // built with LZ4, which computes use for WAL compression.
+    if bins.bindir.starts_with("/usr/lib/postgresql") {
+        assert!(bins.lz4, "{} reported no LZ4", bins.bindir.display());
+    }
 }
 
 #[test]
