@@ -1,8 +1,8 @@
 //! One running `postgres` for one branch.
 //!
-//! [`Compute::start`] writes the offshoot-managed hba file (see
-//! `compute/hba_file.rs`), prepares the
-//! private socket directory, opens the branch's log file (appending, as the
+//! [`Compute::start`] writes the offshoot-managed hba file (one for every
+//! compute of a home, rewritten before each start, see `replace_file.rs`:
+//! computes start concurrently), prepares the private socket directory, opens the branch's log file (appending, as the
 //! daemon's user) and spawns the postmaster directly — never `pg_ctl` — as
 //! [`RunAs`], in a process group of its own, with its stdout and stderr on the
 //! log file. It is ready when its log says `database system is ready to
@@ -19,7 +19,6 @@
 //! a `Compute` that was not stopped SIGKILLs its process group: no `postgres`
 //! outlives its owner. PostgreSQL's own crash recovery runs on the next start.
 
-mod hba_file;
 mod pidfile;
 mod ready;
 
@@ -41,6 +40,7 @@ use crate::process::{
     chown_to, command_as, group_alive, log_tail, require_absolute, setting_arg, signal_group,
     signal_pid,
 };
+use crate::replace_file;
 use crate::run_as::RunAs;
 use crate::secrets::Secrets;
 
@@ -103,7 +103,7 @@ impl Compute {
             require_absolute(path, what)?;
         }
         let started = Instant::now();
-        hba_file::write(&spec.hba_file, run_as)?;
+        write_hba(&spec.hba_file, run_as)?;
         prepare_socket_dir(&spec.socket_dir, run_as)?;
         let (log, log_offset) = open_log(&spec)?;
         if pidfile::clear_stale(&spec.datadir)? {
@@ -322,6 +322,14 @@ impl Drop for Compute {
         // Also reaps backends left behind by a postmaster that died.
         signal_group(self.pid, Signal::SIGKILL);
     }
+}
+
+fn write_hba(path: &Path, run_as: &RunAs) -> Result<(), ComputeError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| ComputeError::io(format!("create {}", parent.display()), e))?;
+    }
+    replace_file::replace(path, config::hba_contents().as_bytes(), 0o600, Some(run_as))
 }
 
 fn prepare_socket_dir(dir: &Path, run_as: &RunAs) -> Result<(), ComputeError> {

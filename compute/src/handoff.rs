@@ -12,13 +12,12 @@
 //! "Socket handoff", and docs/proxy.md.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::binaries::PgBinaries;
 use crate::error::ComputeError;
 use crate::process::command_as;
+use crate::replace_file;
 use crate::run_as::RunAs;
 
 include!(concat!(env!("OUT_DIR"), "/handoff_modules.rs"));
@@ -59,23 +58,8 @@ fn install(module: &[u8], major: u32, dir: &Path) -> Result<PathBuf, ComputeErro
     if path.is_file() {
         return Ok(path);
     }
-    let io = |what: &str, e| ComputeError::io(format!("{what} {}", path.display()), e);
-    // Several computes may start at once: each writes its own file and
-    // renames it into place.
-    let temp = dir.join(format!(
-        ".{name}.{}.{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let mut file = fs::File::create(&temp).map_err(|e| io("create", e))?;
-    file.write_all(module).map_err(|e| io("write", e))?;
-    file.set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(|e| io("chmod", e))?;
-    drop(file);
-    fs::rename(&temp, &path).map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        io("rename into", e)
-    })?;
+    // Several computes may start at once.
+    replace_file::replace(&path, module, 0o644, None)?;
     Ok(path)
 }
 
@@ -241,6 +225,7 @@ mod tests {
 
     #[test]
     fn install_writes_once_readable_by_everyone() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let first = install(b"module bytes", 15, dir.path()).unwrap();
         let second = install(b"module bytes", 15, dir.path()).unwrap();

@@ -22,6 +22,7 @@ mod error;
 pub mod handoff;
 mod initdb;
 mod process;
+mod replace_file;
 pub mod run_as;
 pub mod secrets;
 pub mod supervisor;
