@@ -149,6 +149,13 @@ impl Daemon {
         for path in cleaned {
             tracing::warn!(path = %path.display(), "unmounted a stale mount left by an earlier daemon");
         }
+        // Before any compute starts: a write of the hba file or the handoff
+        // module cut short by a kill leaves its temporary file.
+        let stale = offshoot_compute::remove_stale_temporaries(&home.run_dir())
+            .with_context(|| format!("clean {}", home.run_dir().display()))?;
+        for path in stale {
+            tracing::info!(path = %path.display(), "removed a temporary file left by an earlier daemon");
+        }
         if std::path::Path::new(offshoot_pagefs::URING_PARAMETER).exists()
             && !offshoot_pagefs::kernel_offers_uring()
         {

@@ -31,6 +31,7 @@ pub use binaries::{DiscoverySources, PgBinaries, PgVersion};
 pub use compute::{Compute, ComputeSpec};
 pub use error::ComputeError;
 pub use initdb::initdb;
+pub use replace_file::remove_stale_temporaries;
 pub use run_as::RunAs;
 pub use secrets::Secrets;
 pub use supervisor::{ComputeState, RunningCompute, Supervisor, SupervisorOptions};

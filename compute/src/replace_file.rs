@@ -58,6 +58,41 @@ fn temporary_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
+/// The process id in a name [`temporary_name`] made, if `name` is one.
+fn writer_of(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let (seq, pid, target) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if target.is_empty() || !digits(seq) || !digits(pid) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes from `dir` the temporary files that another process's writes
+/// left behind (a daemon killed in the middle of one) and returns their
+/// paths. Only for the one process that writes in `dir` (the daemon that
+/// holds its home's lock), before it starts any compute: a temporary file
+/// of another process is then never a write in progress.
+pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let own = std::process::id();
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let stale = name
+            .to_str()
+            .and_then(writer_of)
+            .is_some_and(|pid| pid != own);
+        if stale && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +129,50 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["pg_hba.conf"], "temporary files left behind");
+    }
+
+    #[test]
+    fn stale_temporaries_of_other_processes_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let own = std::process::id();
+        let stale = [
+            format!(".pg_hba.conf.{}.0.tmp", own + 1),
+            ".offshoot_handoff-15-0a1b2c3d.so.7.12.tmp".to_string(),
+        ];
+        let kept = [
+            "pg_hba.conf".to_string(),
+            format!(".pg_hba.conf.{own}.3.tmp"),
+            ".notes.tmp".to_string(),
+            ".pg_hba.conf.x.1.tmp".to_string(),
+            "pg_hba.conf.12.1.tmp".to_string(),
+        ];
+        for name in stale.iter().chain(&kept) {
+            fs::write(dir.path().join(name), b"").expect("write");
+        }
+        let mut removed: Vec<_> = remove_stale_temporaries(dir.path())
+            .expect("remove")
+            .into_iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let mut expected = stale.to_vec();
+        expected.sort();
+        assert_eq!(removed, expected);
+        let mut left: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = kept.to_vec();
+        expected.sort();
+        assert_eq!(left, expected);
+    }
+
+    #[test]
+    fn a_temporary_name_is_recognised_with_its_writer() {
+        let tmp = temporary_name(Path::new("/run/pg_hba.conf"));
+        let name = tmp.file_name().expect("name").to_str().expect("utf-8");
+        assert_eq!(writer_of(name), Some(std::process::id()));
     }
 
     #[test]

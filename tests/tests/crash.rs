@@ -147,17 +147,30 @@ fn crash_kill9() {
 /// Regression: after a crash, the branch's `postmaster.pid` names the killed
 /// postmaster; if that PID still looks alive (a zombie, or a reused PID),
 /// PostgreSQL refuses to start unless offshoot removes the stale file. See
-/// "Bugs found by e2e" in docs/contracts.md.
+/// "Bugs found by e2e" in docs/contracts.md. A temporary file the killed
+/// daemon left in `run/` is removed too.
 #[test]
 fn crash_restart_with_stale_postmaster_pid() {
     let mut d = Daemon::start();
     d.psql("main", "create table t (v int); insert into t values (1)");
+    let killed_daemon = d.pid().expect("daemon pid");
     let victims = d.kill9_leaving_zombies();
     assert!(
         victims.iter().any(|p| p.cmdline.contains("postgres")),
         "no PostgreSQL process was running under the home at the kill: {victims:?}"
     );
+    // What a kill in the middle of rewriting the hba file leaves behind.
+    let left_over = d
+        .home()
+        .join("run")
+        .join(format!(".pg_hba.conf.{killed_daemon}.0.tmp"));
+    std::fs::write(&left_over, "partial").expect("plant a temporary file");
     d.start_again();
+    assert!(
+        !left_over.exists(),
+        "the new daemon left {} in place",
+        left_over.display()
+    );
     let out = d.try_psql_db("main", "postgres", "select v from t");
     assert!(
         out.success(),
