@@ -175,9 +175,25 @@ fn apply(pg: &Postgres, what: &str, settings: &str) {
     }
 }
 
-/// What offshoot's computes run with on pagefs (`compute/src/config.rs`).
+/// What offshoot's computes run with on pagefs (`compute/src/config.rs`);
+/// `wal_compression=lz4` is added where the server has LZ4 (see
+/// [`lz4_if_built`]), as the computes do.
 const PAGEFS_WAL_SETTINGS: &str =
-    "wal_sync_method=open_datasync,wal_init_zero=off,wal_buffers=16MB,wal_compression=lz4";
+    "wal_sync_method=open_datasync,wal_init_zero=off,wal_buffers=16MB";
+
+/// `wal_compression=lz4` if `pg` was built with LZ4 (its `wal_compression`
+/// accepts `lz4`; PostgreSQL 15+ lists only the methods it was built
+/// with), else nothing.
+fn lz4_if_built(pg: &Postgres) -> &'static str {
+    let offered = pg.psql(
+        "select count(*) from pg_settings \
+         where name = 'wal_compression' and 'lz4' = any(enumvals)",
+    );
+    match offered.trim() {
+        "1" => "wal_compression=lz4",
+        _ => "",
+    }
+}
 
 fn main() {
     let scale: u32 = arg(1, 20);
@@ -243,6 +259,9 @@ fn main() {
         let pg = start(data, name);
         pg.psql("alter system set track_wal_io_timing = on");
         apply(&pg, "PAGEFS_WAL_SETTINGS", defaults);
+        if !defaults.is_empty() {
+            apply(&pg, "PAGEFS_WAL_SETTINGS", lz4_if_built(&pg));
+        }
         for var in vars {
             apply_settings(&pg, var);
         }
