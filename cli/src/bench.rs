@@ -23,6 +23,7 @@ mod progress;
 mod report;
 mod results;
 mod rows;
+mod space;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -121,6 +122,7 @@ async fn run_plan(plan: Plan, cleanup: Cleanup) -> Result<()> {
     let tools = pg::PgTools::discover()?;
     std::fs::create_dir_all(&plan.out).with_context(|| format!("create {}", plan.out.display()))?;
     let out = plan.out.canonicalize()?;
+    space::check(&out, &plan)?;
     let work = out.join(format!(".work-{}", std::process::id()));
     std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
     cleanup.add_dir(&work);
