@@ -22,6 +22,7 @@ mod reapers;
 pub mod router;
 pub mod runtime;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -287,14 +288,24 @@ impl Daemon {
         )
     }
 
+    /// Prints how to connect. A stdout that cannot be written (closed, on a
+    /// full disk) is logged and otherwise ignored: `println!` would panic,
+    /// and the daemon serves as well without its banner.
     fn print_banner(&self) {
-        println!("offshoot {} is up", self.info.version);
-        println!("  home   {}", self.control.home().root().display());
-        println!("  proxy  {}", self.info.proxy_addr);
-        println!("  API    http://{}", self.info.api_addr);
-        println!("connect to main with:");
-        println!("  psql '{}'", self.main_uri());
-        println!("other branches: postgres.BRANCH as the user name; Ctrl-C stops the daemon");
+        let banner = format!(
+            "offshoot {} is up\n  home   {}\n  proxy  {}\n  API    http://{}\n\
+             connect to main with:\n  psql '{}'\n\
+             other branches: postgres.BRANCH as the user name; Ctrl-C stops the daemon\n",
+            self.info.version,
+            self.control.home().root().display(),
+            self.info.proxy_addr,
+            self.info.api_addr,
+            self.main_uri()
+        );
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(banner.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "could not print the banner on stdout");
+        }
     }
 
     /// Stops accepting, drains the proxy (bounded), stops every PostgreSQL,

@@ -2,7 +2,8 @@
 //! subprocess: real PostgreSQL on real FUSE mounts, hence `pg_`): every
 //! command in both output formats, exit codes, idempotent create, protection,
 //! TTL expiry, reset keeping the connection string and password, rename,
-//! and space coming back after many branches are created and deleted.
+//! space coming back after many branches are created and deleted, and a
+//! daemon whose stdout cannot be written.
 
 #[path = "cli_daemon/harness.rs"]
 mod harness;
@@ -287,4 +288,24 @@ fn pg_create_and_delete_100_branches_leaves_the_home_at_its_size() {
         "home grew from {before} to {after} bytes\nbefore: {files_before:#?}\nafter: {files_after:#?}"
     );
     eprintln!("home: {before} bytes before, {after} bytes after 100 create/delete");
+}
+
+/// Regression: the banner was printed with `println!`, which panics when
+/// stdout cannot be written; a daemon whose stdout was on a full disk died
+/// at start. On `/dev/full` it must serve and stop as usual.
+#[test]
+fn pg_a_daemon_whose_stdout_cannot_be_written_serves_and_stops() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let mut d = Daemon::up_printing_to(Some(full));
+    let list = d.ok(&["branch", "list"]);
+    assert!(list.lines().any(|l| l.starts_with("main ")), "{list}");
+    assert!(d.stop(), "the daemon did not stop by itself:\n{}", d.log());
+    assert!(
+        d.log().contains("could not print the banner"),
+        "no warning about the banner:\n{}",
+        d.log()
+    );
 }

@@ -51,6 +51,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits until its `daemon.json` names it.
     pub fn up() -> Daemon {
+        Daemon::up_printing_to(None)
+    }
+
+    /// [`Daemon::up`] with the daemon's stdout on `stdout` instead of its log.
+    pub fn up_printing_to(stdout: Option<std::fs::File>) -> Daemon {
         let home = tempfile::Builder::new()
             .prefix("offshoot-cli-")
             .tempdir()
@@ -71,7 +76,7 @@ impl Daemon {
             .env_remove("OFFSHOOT_HOME")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
+            .stdout(stdout.unwrap_or_else(|| log.try_clone().expect("log file")))
             .stderr(log)
             .spawn()
             .expect("spawn offshoot up");
