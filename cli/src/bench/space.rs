@@ -5,9 +5,9 @@
 //! TPC-B row's branch grows by its whole write rate for every second of
 //! pgbench. A run with the defaults at 1 GiB (5 runs of 60 s) had written
 //! 19 GiB into the page store and 3.2 GiB into the native cluster when the
-//! disk filled on 4 December 2026; that run's PostgreSQL stopped with "No
-//! space left on device" twenty minutes in. Failing at the start, with the
-//! numbers, is better.
+//! disk filled on 4 December 2026, twenty minutes in: the page store
+//! answered "No space left on device" and the branch's PostgreSQL stopped.
+//! Failing at the start, with the numbers, is better.
 
 use std::path::Path;
 
@@ -18,9 +18,10 @@ use super::args::Plan;
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
-/// Bytes per second of TPC-B that a branch adds to the page store: 27 MiB/s
-/// measured (16 GiB over ten 60 s runs at 1,900–2,500 tps on a 2-core
-/// machine, WAL and data pages), with room for a faster machine.
+/// Bytes per second of TPC-B that a branch adds to the page store: about
+/// 30 MiB/s measured (some 16 GiB in about 535 s of pgbench on the branch at
+/// 1,900–2,500 tps on a 2-core machine, WAL and data pages), with room for
+/// a faster machine.
 const TPCB_STORE_BYTES_PER_SEC: u64 = 40 * MIB;
 
 /// What a run of `plan` may write under `--out`, with room to spare: every
