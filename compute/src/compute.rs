@@ -2,13 +2,13 @@
 //!
 //! [`Compute::start`] writes the offshoot-managed hba file (one for every
 //! compute of a home, rewritten before each start, see `replace_file.rs`:
-//! computes start concurrently), prepares the private socket directory, opens the branch's log file (appending, as the
-//! daemon's user) and spawns the postmaster directly — never `pg_ctl` — as
-//! [`RunAs`], in a process group of its own, with its stdout and stderr on the
-//! log file. It is ready when its log says `database system is ready to
-//! accept connections`; only when that line does not show up does it probe
-//! the socket with a real SCRAM login as [`crate::INTERNAL_ROLE`] (see
-//! `compute/ready.rs`).
+//! computes start concurrently), prepares the private socket directory,
+//! opens the branch's log file (appending, as the daemon's user) and spawns
+//! the postmaster directly — never `pg_ctl` — as [`RunAs`], in a process
+//! group of its own, with its stdout and stderr on the log file. It is ready
+//! when its log says `database system is ready to accept connections`; only
+//! when that line does not show up does it probe the socket with a real SCRAM
+//! login as [`crate::INTERNAL_ROLE`] (see `compute/ready.rs`).
 //!
 //! A `postmaster.pid` left by a crash that names a process which is not a
 //! postmaster of this data directory (a zombie, a reused pid) is removed

@@ -31,8 +31,9 @@ const TPCB_STORE_BYTES_PER_SEC: u64 = 40 * MIB;
 pub fn needed_bytes(plan: &Plan) -> u64 {
     let gib = |size: f64| (size * GIB as f64).ceil() as u64;
     let loads: u64 = plan.sizes.iter().map(|s| 4 * gib(s.gib)).sum();
+    // `sizes` includes `main`.
     let largest = plan.sizes.iter().map(|s| gib(s.gib)).max().unwrap_or(0);
-    let copies = 4 * largest.max(gib(plan.main.gib));
+    let copies = 4 * largest;
     let tpcb = 2 * u64::from(plan.runs) * plan.duration.as_secs() * TPCB_STORE_BYTES_PER_SEC;
     loads + copies + tpcb + GIB
 }
