@@ -184,6 +184,7 @@ impl Compute {
         timeout: Duration,
     ) -> Result<(), ComputeError> {
         let mut ready_line = ready::ReadyLine::new(&self.log_file, self.log_offset);
+        let mut probes = ready::ProbeSchedule::new();
         loop {
             if let Some(status) = self.try_reap()? {
                 return Err(ComputeError::ExitedEarly {
@@ -199,7 +200,7 @@ impl Compute {
                 tracing::debug!(branch = %self.name, after = ?started.elapsed(), "ready line seen");
                 return Ok(());
             }
-            if started.elapsed() >= ready::LOG_GRACE {
+            if probes.due(started.elapsed()) {
                 match ready::probe(&self.socket_dir, secrets).await {
                     ready::Probe::Ready => return Ok(()),
                     ready::Probe::NotYet => {}

@@ -13,9 +13,10 @@
 //! offset.
 //!
 //! Fallback: if the line does not show up within [`LOG_GRACE`], a real
-//! login as [`INTERNAL_ROLE`] over the unix socket decides. A missing socket
-//! or "the database system is starting up" means not yet; any other refusal
-//! (wrong password, missing role) is final.
+//! login as [`INTERNAL_ROLE`] over the unix socket decides, tried every
+//! [`PROBE_EVERY`] (see [`ProbeSchedule`]). A missing socket or "the
+//! database system is starting up" means not yet; any other refusal (wrong
+//! password, missing role) is final.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -33,7 +34,46 @@ use crate::INTERNAL_ROLE;
 pub(super) const LOG_GRACE: Duration = Duration::from_secs(2);
 /// How often the log is read while waiting for the ready line.
 pub(super) const POLL: Duration = Duration::from_millis(1);
+/// Once [`LOG_GRACE`] is over, the wait before the second login; each
+/// later wait is twice the one before, up to [`PROBE_EVERY_MAX`]. A login
+/// that comes too early still costs the starting server a backend fork and
+/// two lines in the branch's log (`FATAL:  the database system is not yet
+/// accepting connections`), and a branch's first start can spend seconds in
+/// crash recovery: tried at every [`POLL`], a recovery of 6.6 s forked some
+/// 2,100 backends beside it and wrote 4,200 lines into the log.
+pub(super) const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// The longest wait between two logins.
+pub(super) const PROBE_EVERY_MAX: Duration = Duration::from_secs(1);
 const READY_LINE: &[u8] = b"database system is ready to accept connections";
+
+/// When the fallback login is due: first [`LOG_GRACE`] after the start,
+/// then after waits of [`PROBE_EVERY`], twice that, and so on up to
+/// [`PROBE_EVERY_MAX`]. The log is still read at every [`POLL`], so the
+/// ready line is seen as soon as it is written.
+pub(super) struct ProbeSchedule {
+    next: Duration,
+    wait: Duration,
+}
+
+impl ProbeSchedule {
+    pub(super) fn new() -> ProbeSchedule {
+        ProbeSchedule {
+            next: LOG_GRACE,
+            wait: PROBE_EVERY,
+        }
+    }
+
+    /// Whether to try a login now, `elapsed` after the start; a yes sets
+    /// the time of the next try.
+    pub(super) fn due(&mut self, elapsed: Duration) -> bool {
+        if elapsed < self.next {
+            return false;
+        }
+        self.next = elapsed + self.wait;
+        self.wait = (self.wait * 2).min(PROBE_EVERY_MAX);
+        true
+    }
+}
 
 pub(super) enum Probe {
     Ready,
@@ -130,5 +170,30 @@ mod tests {
         log.write_all(b"ady to accept connections\n")
             .expect("write");
         assert!(ready.seen());
+    }
+
+    #[test]
+    fn logins_wait_for_the_grace_and_then_back_off() {
+        let mut schedule = ProbeSchedule::new();
+        let mut tries = Vec::new();
+        // The wait loop asks at every POLL; 12 s of a slow recovery.
+        let mut elapsed = Duration::ZERO;
+        while elapsed < Duration::from_secs(12) {
+            if schedule.due(elapsed) {
+                tries.push(elapsed);
+            }
+            elapsed += POLL;
+        }
+        assert_eq!(tries.first(), Some(&LOG_GRACE), "first try at the grace");
+        let gaps: Vec<Duration> = tries.windows(2).map(|p| p[1] - p[0]).collect();
+        assert_eq!(gaps.first(), Some(&PROBE_EVERY), "second try: {tries:?}");
+        for pair in gaps.windows(2) {
+            assert!(pair[1] >= pair[0], "waits shrank: {gaps:?}");
+        }
+        assert!(gaps.iter().all(|g| *g <= PROBE_EVERY_MAX), "{gaps:?}");
+        assert_eq!(gaps.last(), Some(&PROBE_EVERY_MAX), "{gaps:?}");
+        // At 2, 2.1, 2.3, 2.7 and 3.5 s, then one a second until 12 s: 13
+        // tries, where every POLL was one before (10,000).
+        assert_eq!(tries.len(), 13, "{tries:?}");
     }
 }
