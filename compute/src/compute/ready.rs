@@ -13,10 +13,11 @@
 //! offset.
 //!
 //! Fallback: if the line does not show up within [`LOG_GRACE`], a real
-//! login as [`INTERNAL_ROLE`] over the unix socket decides, tried every
-//! [`PROBE_EVERY`] (see [`ProbeSchedule`]). A missing socket or "the
-//! database system is starting up" means not yet; any other refusal (wrong
-//! password, missing role) is final.
+//! login as [`INTERNAL_ROLE`] over the unix socket decides, tried again
+//! after waits that grow from [`PROBE_EVERY`] to [`PROBE_EVERY_MAX`] (see
+//! [`ProbeSchedule`]). A missing socket or "the database system is starting
+//! up" means not yet; any other refusal (wrong password, missing role) is
+//! final.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
