@@ -4,11 +4,18 @@
 //! proxy (the same branch through the proxy vs native PostgreSQL over
 //! loopback TCP). Row 3 is TPC-B (read/write) on a branch vs a native copy;
 //! row 4 is `-S` (select-only) on a branch of main and natively, plus a branch
-//! at the end of a chain of 50 branches through the proxy. Runs of all sides
-//! alternate so that drift in the machine's load hits them alike; each side's
-//! data (table and primary key) is read once before the runs (untimed) so
-//! that all start with the OS cache warm. A compute reached on its socket is held awake by an idle
-//! session through the proxy for the whole row (the daemon counts only proxy
+//! at the end of a chain of 50 branches through the proxy.
+//!
+//! The machine's speed drifts from one half-minute to the next (a shared
+//! host), so the runs are laid out to make drift hit both sides of every
+//! ratio alike: the sides run in turn, each round; the two sides of a ratio
+//! are neighbours in that order (native socket, branch socket, native TCP,
+//! branch proxy, then depth 50 beside the branch proxy); and every other
+//! round runs the order backwards (A B B A), so no side always runs first or
+//! always follows the same one. Each side's data (table and primary key) is
+//! read once before the runs (untimed) so that all start with the OS cache
+//! warm. A compute reached on its socket is held awake by an idle session
+//! through the proxy for the whole row (the daemon counts only proxy
 //! sessions as activity).
 
 use anyhow::Result;
@@ -51,6 +58,8 @@ struct Side {
     /// and keeps the daemon from stopping it mid-run.
     keep_awake: Option<Target>,
     tps: Vec<f64>,
+    /// A run failed: the side is reported once and runs no more.
+    failed: bool,
 }
 
 impl Side {
@@ -61,6 +70,7 @@ impl Side {
             db: db.to_owned(),
             keep_awake: None,
             tps: Vec::new(),
+            failed: false,
         }
     }
 
@@ -136,9 +146,11 @@ async fn run_sides(ctx: &mut Ctx, what: &str, workload: Workload, sides: &mut Ve
         }
     }
     for run in 0..runs {
-        let mut i = 0;
-        while i < sides.len() {
-            let s = &sides[i];
+        for i in round_order(sides.len(), run) {
+            let s = &mut sides[i];
+            if s.failed {
+                continue;
+            }
             let step = ctx.progress.step(&format!(
                 "{what}: run {}/{runs} on {} ({}s)",
                 run + 1,
@@ -149,38 +161,62 @@ async fn run_sides(ctx: &mut Ctx, what: &str, workload: Workload, sides: &mut Ve
             {
                 Ok(tps) => {
                     step.done_with(&format!("{tps:.0} tps"));
-                    sides[i].tps.push(tps);
-                    i += 1;
+                    s.tps.push(tps);
                 }
                 Err(e) => {
                     eprintln!("failed");
                     ctx.fail(&format!("{what} on {}", s.method), &e);
-                    sides.remove(i);
+                    s.failed = true;
                 }
             }
         }
     }
+    sides.retain(|s| !s.failed);
 }
 
-/// The sides on one branch: through the proxy, and on its compute's socket.
+/// The order of the sides in round `run` (from 0): as listed in even
+/// rounds, backwards in odd ones.
+fn round_order(sides: usize, run: u32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..sides).collect();
+    if run % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// The sides on one branch: on its compute's socket, and through the proxy.
 fn branch_sides(daemon: &Daemon, branch: &BranchView, name: &str, db: &str) -> [Side; 2] {
     [
-        Side::new(method::BRANCH, daemon.target(name), db),
         Side::on_compute_socket(
             method::BRANCH_SOCKET,
             daemon.socket_target(branch.id),
             daemon.target(name),
             db,
         ),
+        Side::new(method::BRANCH, daemon.target(name), db),
     ]
 }
 
-/// The sides on the native cluster: over loopback TCP, and on its socket.
+/// The sides on the native cluster: on its socket, and over loopback TCP.
 fn native_sides(native: &NativeCluster, db: &str) -> [Side; 2] {
     [
-        Side::new(method::NATIVE, native.target(), db),
         Side::new(method::NATIVE_SOCKET, native.socket_target(), db),
+        Side::new(method::NATIVE, native.target(), db),
     ]
+}
+
+/// The native and branch sides in the order their runs take, the two sides
+/// of each ratio next to each other: native socket, branch socket, native
+/// TCP, branch proxy (the native ones alone if there is no branch).
+fn in_pairs(native: [Side; 2], branch: Option<[Side; 2]>) -> Vec<Side> {
+    match branch {
+        Some(branch) => native
+            .into_iter()
+            .zip(branch)
+            .flat_map(|(n, b)| [n, b])
+            .collect(),
+        None => Vec::from(native),
+    }
 }
 
 /// The two ratios of a row's workload `label`: the storage path (compute
@@ -210,13 +246,14 @@ pub async fn tpcb(ctx: &mut Ctx) -> Result<()> {
     NativeCopy::FileCopy
         .copy(&ctx.tools, &native, &db, &native_db)
         .await?;
-    let mut sides = Vec::from(native_sides(&ctx.native, &native_db));
+    let mut branch = None;
     if let Ok(daemon) = ctx.daemon() {
         match daemon.create_branch("tpcb", "main").await {
-            Ok(b) => sides.extend(branch_sides(daemon, &b, "tpcb", &db)),
+            Ok(b) => branch = Some(branch_sides(daemon, &b, "tpcb", &db)),
             Err(e) => ctx.fail("creating branch tpcb", &e),
         }
     }
+    let sides = in_pairs(native_sides(&ctx.native, &native_db), branch);
     let ratios = storage_and_proxy("TPC-B");
     measure_sides(ctx, ROW, &what, Workload::TpcB, sides, &ratios).await;
     drop_database(&native, &native_db).await?;
@@ -231,7 +268,8 @@ pub async fn select_only(ctx: &mut Ctx) -> Result<()> {
     const ROW: u8 = 4;
     let db = ctx.plan.main.database();
     let what = describe(ctx, "-S");
-    let mut sides = Vec::from(native_sides(&ctx.native, &db));
+    let mut branch = None;
+    let mut deepest = None;
     if let Ok(daemon) = ctx.daemon() {
         let chain = async {
             let select = daemon.create_branch("select", "main").await?;
@@ -249,17 +287,20 @@ pub async fn select_only(ctx: &mut Ctx) -> Result<()> {
         }
         .await;
         match chain {
-            Ok((select, deepest)) => {
-                sides.extend(branch_sides(daemon, &select, "select", &db));
-                sides.push(Side::new(
+            Ok((select, chain_end)) => {
+                branch = Some(branch_sides(daemon, &select, "select", &db));
+                deepest = Some(Side::new(
                     method::BRANCH_DEPTH_50,
-                    daemon.target(&deepest),
+                    daemon.target(&chain_end),
                     &db,
                 ));
             }
             Err(e) => ctx.fail("creating the select-only branches", &e),
         }
     }
+    // Depth 50 runs next to the branch through the proxy, its ratio's other side.
+    let mut sides = in_pairs(native_sides(&ctx.native, &db), branch);
+    sides.extend(deepest);
     let mut ratios = Vec::from(storage_and_proxy("-S"));
     ratios.extend([
         (
@@ -282,4 +323,18 @@ pub async fn select_only(ctx: &mut Ctx) -> Result<()> {
         let _ = daemon.delete_branch("select").await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_order;
+
+    #[test]
+    fn every_other_round_runs_backwards() {
+        assert_eq!(round_order(4, 0), [0, 1, 2, 3]);
+        assert_eq!(round_order(4, 1), [3, 2, 1, 0]);
+        assert_eq!(round_order(4, 2), [0, 1, 2, 3]);
+        assert_eq!(round_order(1, 3), [0]);
+        assert!(round_order(0, 1).is_empty());
+    }
 }
