@@ -333,7 +333,34 @@ pub async fn select_only(ctx: &mut Ctx) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::round_order;
+    use super::*;
+
+    fn side(method: &'static str) -> Side {
+        let target = Target {
+            host: "/nowhere".into(),
+            port: 5432,
+            user: "postgres".into(),
+            password: String::new(),
+        };
+        Side::new(method, target, "db")
+    }
+
+    /// Both sides of every ratio run one after the other, in either direction.
+    #[test]
+    fn each_ratio_has_its_sides_next_to_each_other() {
+        let native = [side(method::NATIVE_SOCKET), side(method::NATIVE)];
+        let branch = [side(method::BRANCH_SOCKET), side(method::BRANCH)];
+        let order: Vec<_> = in_pairs(native, Some(branch))
+            .iter()
+            .map(|s| s.method)
+            .collect();
+        for (_, a, b) in storage_and_proxy("x") {
+            let at = |m| order.iter().position(|&o| o == m).unwrap();
+            assert_eq!(at(a).abs_diff(at(b)), 1, "{a} and {b} apart in {order:?}");
+        }
+        let alone = in_pairs([side(method::NATIVE_SOCKET), side(method::NATIVE)], None);
+        assert_eq!(alone.len(), 2);
+    }
 
     #[test]
     fn every_other_round_runs_backwards() {
