@@ -64,8 +64,6 @@ struct Side {
     /// and keeps the daemon from stopping it mid-run.
     keep_awake: Option<Target>,
     tps: Vec<f64>,
-    /// A run failed: the side is reported once and runs no more.
-    failed: bool,
 }
 
 impl Side {
@@ -76,7 +74,6 @@ impl Side {
             db: db.to_owned(),
             keep_awake: None,
             tps: Vec::new(),
-            failed: false,
         }
     }
 
@@ -151,12 +148,14 @@ async fn run_sides(ctx: &mut Ctx, what: &str, workload: Workload, sides: &mut Ve
             i += 1;
         }
     }
+    // A side whose run failed is reported once and runs no more.
+    let mut failed = vec![false; sides.len()];
     for run in 0..runs {
         for i in round_order(sides.len(), run) {
-            let s = &mut sides[i];
-            if s.failed {
+            if failed[i] {
                 continue;
             }
+            let s = &mut sides[i];
             let step = ctx.progress.step(&format!(
                 "{what}: run {}/{runs} on {} ({}s)",
                 run + 1,
@@ -172,12 +171,13 @@ async fn run_sides(ctx: &mut Ctx, what: &str, workload: Workload, sides: &mut Ve
                 Err(e) => {
                     eprintln!("failed");
                     ctx.fail(&format!("{what} on {}", s.method), &e);
-                    s.failed = true;
+                    failed[i] = true;
                 }
             }
         }
     }
-    sides.retain(|s| !s.failed);
+    let mut failed = failed.into_iter();
+    sides.retain(|_| !failed.next().unwrap_or(false));
 }
 
 /// The order of the sides in round `run` (from 0): as listed in even
