@@ -6,7 +6,9 @@
 # gssapi headers). Uses apt-get when run as root or with sudo; otherwise prints the
 # exact command to run. Does nothing when everything is already present.
 # As root it also turns on the kernel's FUSE over io_uring (fuse.enable_uring,
-# Linux 6.14+), which pagefs uses when offered (docs/pagefs.md, "Transport").
+# Linux 6.14+), which pagefs uses when offered (docs/pagefs.md, "Transport"),
+# and loads the loop driver if it is missing (the disk-full end-to-end test
+# puts a home on a small loop-mounted filesystem).
 set -euo pipefail
 
 have_pg() {
@@ -30,6 +32,9 @@ enable_fuse_uring() {
   fi
 }
 enable_fuse_uring
+if [ "$(id -u)" -eq 0 ] && [ ! -e /dev/loop-control ]; then
+  modprobe loop 2>/dev/null || echo "note: no loop devices (modprobe loop failed); the disk-full test needs them" >&2
+fi
 
 if have_pg && have_fuse && have_headers; then exit 0; fi
 

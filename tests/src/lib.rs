@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod disk;
 pub mod exec;
 pub mod logcheck;
+pub mod loopfs;
 pub mod paths;
 pub mod pgbench;
 pub mod procs;
