@@ -14,6 +14,7 @@
 //! every branch; remove `daemon.json`; release the home lock.
 
 pub mod control;
+pub mod disk_space;
 mod init;
 pub mod logging;
 pub mod names;

@@ -87,6 +87,7 @@ fn pg_every_command_in_both_formats() {
         "api_addr",
         "branches",
         "computes_running",
+        "disk_free_bytes",
         "home",
         "postgres_version",
         "proxy_addr",
@@ -98,6 +99,11 @@ fn pg_every_command_in_both_formats() {
     .collect();
     assert_eq!(keys(&status), expected);
     assert_eq!(status["home"], d.home().to_str().unwrap());
+    assert!(
+        status["disk_free_bytes"].as_u64().is_some_and(|b| b > 0),
+        "disk_free_bytes: {}",
+        status["disk_free_bytes"]
+    );
 
     // create: new, then idempotent, in both formats
     let out = d.ok(&[

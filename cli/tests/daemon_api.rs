@@ -257,6 +257,7 @@ async fn pg_daemon_api_end_to_end() {
     // --- scale to zero: idle computes stop and their branches unmount.
     let fuse_writes = metric(&api, "offshoot_fuse_writes_total");
     assert!(fuse_writes > 0.0);
+    assert!(metric(&api, "offshoot_disk_free_bytes") > 0.0);
     wait_for("idle computes to stop", Duration::from_secs(15), || {
         api.get("/v1/status").json()["computes_running"] == 0
     })

@@ -178,10 +178,20 @@ fn disk_full_loses_no_acknowledged_commit() {
         "the daemon never met a full disk"
     );
 
-    // The daemon itself is still up and answering.
+    // The daemon itself is still up and answering, and it warned.
     assert!(d.pid().is_some());
     let list = d.cli_ok(&["branch", "list"]);
     assert!(list.contains("main"), "branch list on a full disk: {list}");
+    let free = d.cli_json(&["status"])["disk_free_bytes"].as_u64();
+    assert!(
+        free.is_some_and(|b| b < 64 << 20),
+        "status on a full disk says {free:?} bytes free"
+    );
+    assert!(
+        d.daemon_output()
+            .contains("the disk under the page store is nearly full"),
+        "the daemon did not warn about the low space"
+    );
 
     // Room again, the daemon still running: the branch comes back by
     // PostgreSQL's crash recovery.

@@ -91,6 +91,10 @@ pub struct Status {
     pub branches: u64,
     pub computes_running: u64,
     pub storage_bytes: u64,
+    /// Bytes the daemon can still write on the disk under the page store;
+    /// `null` when it cannot be measured (or from a daemon that predates it).
+    #[serde(default)]
+    pub disk_free_bytes: Option<u64>,
 }
 
 /// The `code` of an error answer.

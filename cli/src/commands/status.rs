@@ -1,4 +1,5 @@
-//! `offshoot status`: what the daemon runs (addresses, versions, counts, storage).
+//! `offshoot status`: what the daemon runs (addresses, versions, counts, storage,
+//! free disk space).
 
 use std::io::Write;
 
@@ -11,8 +12,10 @@ use crate::output::{self, OutputFormat};
 #[derive(Debug, Args)]
 #[command(
     long_about = "Show the running daemon's status: version, home, the proxy and API \
-        addresses, the PostgreSQL version, how many branches exist and run, and the \
-        bytes on disk. Exits with 4 when no daemon runs for the home.",
+        addresses, the PostgreSQL version, how many branches exist and run, the \
+        bytes of the page store on disk, and the free space left on that disk (a \
+        branch that writes stops when it fills). Exits with 4 when no daemon runs \
+        for the home.",
     after_long_help = "\
 Examples:
   offshoot status

@@ -7,6 +7,8 @@
 //!   has passed, with a log line for each.
 //! - **GC**, woken after each delete or reset (and once at start): runs the
 //!   store's garbage collector on the blocking pool.
+//! - **disk watch**, every 5 s: warns in the log while the disk under the
+//!   page store is nearly full ([`super::disk_space`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::control::Control;
+use super::disk_space;
 
 /// The TTL reaper's period.
 pub const TTL_PERIOD: Duration = Duration::from_secs(1);
@@ -50,6 +53,12 @@ pub fn spawn(
         async move {
             c.expire(SystemTime::now()).await;
         }
+    }));
+    let store_dir = control.home().store_dir();
+    let mut watch = disk_space::LowSpaceWatch::default();
+    tasks.push(every(disk_space::PERIOD, shutdown.clone(), move || {
+        disk_space::check(&mut watch, &store_dir);
+        std::future::ready(())
     }));
     tasks.push(tokio::spawn(gc_loop(control, shutdown)));
     tasks

@@ -4,7 +4,8 @@ use super::human;
 use super::table::fields;
 use crate::api::types::Status;
 
-/// One field per line: version, home, addresses, PostgreSQL, counts and storage.
+/// One field per line: version, home, addresses, PostgreSQL, counts, storage
+/// and the disk's free space.
 pub fn status_details(s: &Status) -> String {
     fields(&[
         ("version", s.version.clone()),
@@ -15,6 +16,11 @@ pub fn status_details(s: &Status) -> String {
         ("branches", s.branches.to_string()),
         ("running", s.computes_running.to_string()),
         ("storage", human::bytes(s.storage_bytes)),
+        (
+            "disk free",
+            s.disk_free_bytes
+                .map_or_else(|| "unknown".to_owned(), human::bytes),
+        ),
     ])
 }
 
@@ -33,17 +39,24 @@ mod tests {
             branches: 3,
             computes_running: 1,
             storage_bytes: 40 * 1024 * 1024,
+            disk_free_bytes: Some(3 << 30),
         };
         assert_eq!(
             status_details(&s),
-            "version:   0.1.0\n\
-             home:      /h\n\
-             proxy:     127.0.0.1:55432\n\
-             api:       127.0.0.1:55433\n\
-             postgres:  15.8\n\
-             branches:  3\n\
-             running:   1\n\
-             storage:   40.0 MiB\n"
+            "version:    0.1.0\n\
+             home:       /h\n\
+             proxy:      127.0.0.1:55432\n\
+             api:        127.0.0.1:55433\n\
+             postgres:   15.8\n\
+             branches:   3\n\
+             running:    1\n\
+             storage:    40.0 MiB\n\
+             disk free:  3.0 GiB\n"
         );
+        let unknown = Status {
+            disk_free_bytes: None,
+            ..s
+        };
+        assert!(status_details(&unknown).ends_with("disk free:  unknown\n"));
     }
 }

@@ -15,6 +15,7 @@ use crate::api::types::{
     Branch, BranchList, ConnectionString, CreateBranchRequest, CreateBranchResponse, ErrorCode,
     RenameBranchRequest, ResetBranchRequest, Status,
 };
+use crate::daemon::disk_space;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -55,6 +56,7 @@ pub async fn status(State(state): State<Arc<ApiState>>) -> Json<Status> {
         branches: store.branches().len() as u64,
         computes_running: control.runtime().running_count() as u64,
         storage_bytes: store.usage().total_bytes,
+        disk_free_bytes: disk_space::free_bytes(&control.home().store_dir()).ok(),
     })
 }
 

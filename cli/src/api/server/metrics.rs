@@ -1,5 +1,5 @@
 //! `GET /metrics` in the Prometheus text format (version 0.0.4): branches,
-//! running computes and storage bytes; the page store's I/O (page reads and
+//! running computes, storage bytes and the disk's free bytes; the page store's I/O (page reads and
 //! writes, bytes, seals, corrupted reads, and the latency of its syncs as a
 //! histogram); the FUSE requests of every mount since the daemon started;
 //! and the proxy's connection counters.
@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use offshoot_storage::SYNC_BUCKET_BOUNDS_US;
 
 use super::ApiState;
+use crate::daemon::disk_space;
 
 pub async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     (
@@ -51,6 +52,14 @@ fn render(state: &ApiState) -> String {
         "gauge",
         usage.total_bytes,
     );
+    if let Ok(free) = disk_space::free_bytes(&control.home().store_dir()) {
+        out.one(
+            "offshoot_disk_free_bytes",
+            "Bytes the daemon can still write on the disk under the page store.",
+            "gauge",
+            free,
+        );
+    }
     out.head(
         "offshoot_branch_owned_bytes",
         "Bytes of layers only this branch can read.",
