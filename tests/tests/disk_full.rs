@@ -1,8 +1,9 @@
 //! The disk under the home fills up in the middle of a write workload whose
-//! clients record every commit they saw acknowledged. The daemon stays up
-//! and answers, stops on request, and once the disk has room again `offshoot
-//! up` brings the branch back through PostgreSQL's own crash recovery with
-//! every acknowledged commit in place.
+//! clients record every commit they saw acknowledged. The daemon stays up,
+//! answers, warns, and refuses a branch create with the reason; once the
+//! disk has room again the branch comes back through PostgreSQL's own crash
+//! recovery with every acknowledged commit in place, and nothing of the
+//! refused create is left.
 //!
 //! The home lives on a small ext4 filesystem in a loop-mounted image
 //! ([`LoopFs`]); a ballast file takes most of it, and deleting the ballast
@@ -182,6 +183,15 @@ fn disk_full_loses_no_acknowledged_commit() {
     assert!(d.pid().is_some());
     let list = d.cli_ok(&["branch", "list"]);
     assert!(list.contains("main"), "branch list on a full disk: {list}");
+    // A branch cannot be created, and says why.
+    let create = d.cli(&["branch", "create", "while-full"]);
+    assert!(
+        !create.success() && create.stderr.contains("No space left on device"),
+        "branch create on a full disk: {:?} {} {}",
+        create.status,
+        create.stdout,
+        create.stderr
+    );
     let free = d.cli_json(&["status"])["disk_free_bytes"].as_u64();
     assert!(
         free.is_some_and(|b| b < 64 << 20),
@@ -236,6 +246,16 @@ fn disk_full_loses_no_acknowledged_commit() {
         .trim(),
         "after"
     );
+    // The refused create left nothing behind, and works now.
+    let list = d.cli_ok(&["branch", "list"]);
+    assert!(
+        !list.contains("while-full"),
+        "a refused create shows: {list}"
+    );
+    d.create_branch("while-full", Some("main"));
+    let rows = d.psql("while-full", "select count(*) from acked");
+    assert_eq!(rows.trim(), (present.len() + 1).to_string());
+
     let log = d.branch_log("main");
     assert!(
         log.contains("No space left on device"),
@@ -252,6 +272,14 @@ fn disk_full_loses_no_acknowledged_commit() {
         r"FATAL:  the database system is (in recovery mode|not yet accepting connections|shutting down|starting up)",
         r"FATAL:  terminating connection because of crash of another server process",
     ]);
+    // The store's manifest took the failed write in its stride: a restart
+    // finds both branches as they were acknowledged.
+    d.restart();
+    let list = d.cli_ok(&["branch", "list"]);
+    assert!(
+        list.contains("main") && list.contains("while-full"),
+        "{list}"
+    );
     d.stop().assert_clean();
     d.check_logs();
     drop(small);
