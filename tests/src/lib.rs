@@ -6,6 +6,7 @@
 //! Harness helpers panic with a readable message instead of returning errors:
 //! a failed step is a failed test, and the message says which step and why.
 
+pub mod acked;
 pub mod daemon;
 pub mod disk;
 pub mod exec;

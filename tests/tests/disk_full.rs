@@ -9,13 +9,12 @@
 //! ([`LoopFs`]); a ballast file takes most of it, and deleting the ballast
 //! is how the operator makes room, with the daemon still running.
 
+use offshoot_e2e::acked::{AckLog, CREATE_TABLE};
 use offshoot_e2e::disk::du_bytes;
 use offshoot_e2e::loopfs::LoopFs;
 use offshoot_e2e::Daemon;
-use std::collections::BTreeSet;
 use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const WORKERS: i64 = 4;
@@ -33,60 +32,11 @@ const RECOVERY_DEADLINE: Duration = Duration::from_secs(120);
 /// How long the workload may run before the disk must have filled.
 const FILL_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Inserts ids `worker * 1e9 + n`, one per transaction, until an error;
-/// records every id whose INSERT returned success, the one in flight when it
-/// failed, and the error.
-async fn insert_until_error(
-    url: String,
-    worker: i64,
-    acked: Arc<Mutex<Vec<i64>>>,
-    in_flight: Arc<Mutex<Vec<i64>>>,
-    errors: Arc<Mutex<Vec<String>>>,
-) {
-    let note = |e: String| errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
-    let (client, conn) = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-        Ok(c) => c,
-        Err(e) => return note(format!("worker {worker} connect: {e}")),
-    };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let stmt = match client
-        .prepare("insert into acked (id, pad) values ($1, repeat('p', 2000))")
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return note(format!("worker {worker} prepare: {e}")),
-    };
-    for n in 0.. {
-        let id = worker * 1_000_000_000 + n;
-        match client.execute(&stmt, &[&id]).await {
-            Ok(1) => acked.lock().unwrap_or_else(|p| p.into_inner()).push(id),
-            Ok(other) => panic!("insert of {id} reported {other} rows"),
-            Err(e) => {
-                in_flight.lock().unwrap_or_else(|p| p.into_inner()).push(id);
-                return note(format!("worker {worker}: {e:?}"));
-            }
-        }
-    }
-}
-
-fn set_of(v: &Mutex<Vec<i64>>) -> BTreeSet<i64> {
-    v.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .copied()
-        .collect()
-}
-
 #[test]
 fn disk_full_loses_no_acknowledged_commit() {
     let mut small: Option<LoopFs> = None;
     let mut d = Daemon::start();
-    d.psql(
-        "main",
-        "create table acked (id bigint primary key, pad text); checkpoint",
-    );
+    d.psql("main", &format!("{CREATE_TABLE}; checkpoint"));
 
     // Move the home onto a filesystem with little room left.
     d.stop().assert_clean();
@@ -130,9 +80,7 @@ fn disk_full_loses_no_acknowledged_commit() {
     d.start_again();
 
     let url = d.connection_string("main", "postgres");
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let in_flight = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(Vec::new()));
+    let clients = AckLog::new();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -140,35 +88,21 @@ fn disk_full_loses_no_acknowledged_commit() {
         .expect("tokio runtime");
     let finished = rt.block_on(async {
         let tasks: Vec<_> = (0..WORKERS)
-            .map(|w| {
-                tokio::spawn(insert_until_error(
-                    url.clone(),
-                    w,
-                    acked.clone(),
-                    in_flight.clone(),
-                    errors.clone(),
-                ))
-            })
+            .map(|w| tokio::spawn(clients.clone().insert_until_error(url.clone(), w, 2000)))
             .collect();
         tokio::time::timeout(FILL_DEADLINE, futures_util::future::join_all(tasks)).await
     });
     drop(rt);
-    let acked = set_of(&acked);
-    let in_flight = set_of(&in_flight);
-    let errors = errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let acked = clients.acked().len();
     eprintln!(
-        "{} inserts acknowledged; the workers stopped on: {errors:#?}",
-        acked.len()
+        "{acked} inserts acknowledged; the workers stopped on: {:#?}",
+        clients.errors()
     );
     assert!(
         finished.is_ok(),
         "the workload still ran after {FILL_DEADLINE:?}: the disk never filled"
     );
-    assert!(
-        acked.len() > 1000,
-        "only {} inserts acknowledged",
-        acked.len()
-    );
+    assert!(acked > 1000, "only {acked} inserts acknowledged");
     assert_eq!(
         fs.available_bytes(),
         0,
@@ -215,27 +149,7 @@ fn disk_full_loses_no_acknowledged_commit() {
         "main did not come back within {RECOVERY_DEADLINE:?} of room being freed"
     );
     eprintln!("main answered {:?} after the ballast went", freed.elapsed());
-    let present: BTreeSet<i64> = d
-        .psql("main", "select id from acked order by id")
-        .lines()
-        .map(|l| l.trim().parse::<i64>().expect("an id"))
-        .collect();
-    let lost: Vec<_> = acked.difference(&present).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged commits lost to a full disk (of {}), e.g. {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..lost.len().min(10)]
-    );
-    let unexpected: Vec<_> = present
-        .difference(&acked)
-        .filter(|id| !in_flight.contains(id))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "rows nobody inserted: {unexpected:?}"
-    );
+    let present = clients.assert_present(&d, "main", "to a full disk");
 
     // And it takes writes again.
     assert_eq!(
