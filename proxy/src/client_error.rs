@@ -25,6 +25,8 @@ pub enum SqlState {
     InvalidCatalogName,
     /// 57P03 cannot_connect_now
     CannotConnectNow,
+    /// 53100 disk_full
+    DiskFull,
     /// XX000 internal_error
     Internal,
 }
@@ -38,6 +40,7 @@ impl SqlState {
             SqlState::InvalidAuthorization => "28000",
             SqlState::InvalidCatalogName => "3D000",
             SqlState::CannotConnectNow => "57P03",
+            SqlState::DiskFull => "53100",
             SqlState::Internal => "XX000",
         }
     }
@@ -227,6 +230,17 @@ impl ClientError {
         )
     }
 
+    pub fn compute_start_failed_disk_full(branch: &str) -> Self {
+        Self::new(
+            SqlState::DiskFull,
+            FailReason::ComputeUnavailable,
+            format!(
+                "the compute of branch \"{branch}\" could not be started: the disk under \
+                 offshoot's page store is full; free some space, then connect again"
+            ),
+        )
+    }
+
     pub fn compute_wake_timeout(branch: &str) -> Self {
         Self::new(
             SqlState::CannotConnectNow,
@@ -260,6 +274,7 @@ impl ClientError {
             RouteError::Deleting(name) => Self::branch_deleting(name),
             RouteError::WakeFailed { .. } => Self::compute_start_failed(branch),
             RouteError::WakeTimeout { .. } => Self::compute_wake_timeout(branch),
+            RouteError::DiskFull { .. } => Self::compute_start_failed_disk_full(branch),
             RouteError::Internal(_) => Self::internal(),
         }
     }
@@ -332,5 +347,17 @@ mod tests {
         assert!(!e.message().contains("/secret"));
         let e = ClientError::from_route_error("main", &RouteError::Internal("boom".into()));
         assert!(!e.message().contains("boom"));
+    }
+
+    #[test]
+    fn a_full_disk_is_named_with_postgres_own_sqlstate() {
+        let err = RouteError::DiskFull {
+            name: "main".into(),
+            reason: "/secret/path: PANIC".into(),
+        };
+        let e = ClientError::from_route_error("main", &err);
+        assert_eq!(e.state().code(), "53100");
+        assert!(e.message().contains("disk"), "{}", e.message());
+        assert!(!e.message().contains("/secret"));
     }
 }

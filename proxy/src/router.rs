@@ -55,6 +55,10 @@ pub enum RouteError {
     /// The compute did not become ready in time.
     #[error("compute of branch {name:?} did not become ready in time")]
     WakeTimeout { name: String },
+    /// The compute could not be started, and the disk under the page
+    /// store is full: the likely cause, and one the client can act on.
+    #[error("compute of branch {name:?} failed to start with the disk full: {reason}")]
+    DiskFull { name: String, reason: String },
     /// Anything else; the text is logged only.
     #[error("internal routing error: {0}")]
     Internal(String),

@@ -4,7 +4,8 @@
 //! Needs root and the usual system tools (`mkfs.ext4` from e2fsprogs;
 //! `mount`, `umount` from util-linux). Dropping a
 //! `LoopFs` lazily unmounts it (the loop device goes with the mount) and
-//! deletes the image.
+//! deletes the image, unless `OFFSHOOT_E2E_KEEP` is set (mount the image to
+//! read the home that was on it).
 
 use crate::exec::{self, CmdOutput};
 use std::path::{Path, PathBuf};
@@ -88,6 +89,10 @@ impl Drop for LoopFs {
                 .arg(&self.mountpoint)
                 .output();
         }
-        let _ = std::fs::remove_file(&self.image);
+        if std::env::var_os("OFFSHOOT_E2E_KEEP").is_some() {
+            eprintln!("kept the filesystem image {}", self.image.display());
+        } else {
+            let _ = std::fs::remove_file(&self.image);
+        }
     }
 }

@@ -29,6 +29,11 @@ const BALLAST: u64 = 1 << 30;
 const SLACK: u64 = 128 << 20;
 /// How long the branch may take to come back once there is room.
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a client may take to be told that the disk is full: the
+/// supervisor first restarts the compute five times, and each time its
+/// postmaster goes through PostgreSQL's own crash-restart cycle, in recovery
+/// mode for seconds (about 70 s in all here).
+const TOLD_DEADLINE: Duration = Duration::from_secs(240);
 /// How long the workload may run before the disk must have filled.
 const FILL_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -136,6 +141,18 @@ fn disk_full_loses_no_acknowledged_commit() {
             .contains("the disk under the page store is nearly full"),
         "the daemon did not warn about the low space"
     );
+
+    // A client that connects meanwhile is told why its branch cannot start
+    // (once the supervisor has given up restarting it; until then
+    // PostgreSQL itself answers that it is in recovery).
+    let mut told = String::new();
+    let named = offshoot_e2e::wait_until(TOLD_DEADLINE, || {
+        let out = d.try_psql_db("main", "postgres", "select 1");
+        let refused = !out.success();
+        told = out.stderr;
+        refused && told.contains("page store is full")
+    });
+    assert!(named, "a client on a full disk was told: {told}");
 
     // Room again, the daemon still running: the branch comes back by
     // PostgreSQL's crash recovery.

@@ -8,6 +8,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Below this many free bytes the disk counts as full: a compute that
+/// fails to start is then reported to its client as failing for want of
+/// room (SQLSTATE 53100, `disk_full`).
+pub const FULL_BYTES: u64 = 64 << 20;
 /// Below this many free bytes the daemon warns.
 pub const LOW_BYTES: u64 = 1 << 30;
 /// Space counts as recovered only this far above [`LOW_BYTES`], so that a

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use offshoot_proxy::{BoxFuture, Route, RouteError, Router};
 
 use super::control::Control;
+use super::disk_space;
 use super::names::{self, BRANCH_NAME_RULE};
 use super::runtime::WakeError;
 
@@ -24,6 +25,13 @@ pub struct DaemonRouter {
 impl DaemonRouter {
     pub fn new(control: Arc<Control>) -> DaemonRouter {
         DaemonRouter { control }
+    }
+
+    /// Whether the disk under the page store has no room left to speak of
+    /// (less than [`disk_space::FULL_BYTES`]).
+    fn disk_full(&self) -> bool {
+        disk_space::free_bytes(&self.control.home().store_dir())
+            .is_ok_and(|free| free < disk_space::FULL_BYTES)
     }
 
     async fn route_branch(&self, name: &str) -> Result<Route, RouteError> {
@@ -50,6 +58,10 @@ impl DaemonRouter {
             .await
             .map_err(|e| match e {
                 WakeError::Timeout { name, .. } => RouteError::WakeTimeout { name },
+                other if self.disk_full() => RouteError::DiskFull {
+                    name: name.to_string(),
+                    reason: other.to_string(),
+                },
                 other => RouteError::WakeFailed {
                     name: name.to_string(),
                     reason: other.to_string(),
