@@ -1,6 +1,8 @@
 //! Free space on the disk under the page store: measured for
-//! `GET /v1/status` and `/metrics`, and watched by a background loop that
-//! warns in the log while it is low. The page store keeps every page
+//! `GET /v1/status` and `/metrics`, watched by a background loop that warns
+//! in the log while it is low, and consulted by the proxy's router when a
+//! compute fails to start (below [`FULL_BYTES`] the client is told the disk
+//! is full). The page store keeps every page
 //! version it is given (no compaction yet), so a busy branch can fill a disk
 //! in minutes, and a branch whose WAL write finds no room stops (see
 //! docs/daemon.md, "A full disk").
