@@ -3,8 +3,9 @@
 //! INSERT the server acknowledged, so that a test can check, after a crash
 //! or a full disk, that every acknowledged commit is still there.
 //!
-//! [`AckLog::insert_until_error`] is one client; [`AckLog::assert_present`]
-//! compares the table with what the clients saw.
+//! [`AckLog::insert_until_error`] is one client, [`AckLog::start`] starts
+//! several; [`AckLog::assert_present`] compares the table with what the
+//! clients saw.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,6 +74,25 @@ impl AckLog {
             }
             n += 1;
         }
+    }
+
+    /// Starts `workers` clients (ids from worker 0 up) on a runtime of its
+    /// own, which the caller keeps until the clients are done.
+    pub fn start(
+        self: &Arc<Self>,
+        url: &str,
+        workers: i64,
+        pad_len: i32,
+    ) -> (tokio::runtime::Runtime, Vec<tokio::task::JoinHandle<()>>) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let tasks = (0..workers)
+            .map(|w| rt.spawn(self.clone().insert_until_error(url.to_owned(), w, pad_len)))
+            .collect();
+        (rt, tasks)
     }
 
     /// Asks the clients to end after their current insert.

@@ -15,14 +15,7 @@ fn crash_kill9() {
     let url = d.connection_string("main", "postgres");
 
     let clients = AckLog::new();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let tasks: Vec<_> = (0..WORKERS)
-        .map(|w| rt.spawn(clients.clone().insert_until_error(url.clone(), w, 200)))
-        .collect();
+    let (rt, tasks) = clients.start(&url, WORKERS, 200);
 
     std::thread::sleep(Duration::from_secs(6));
     let before_kill = clients.acked().len();

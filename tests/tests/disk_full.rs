@@ -86,15 +86,8 @@ fn disk_full_loses_no_acknowledged_commit() {
 
     let url = d.connection_string("main", "postgres");
     let clients = AckLog::new();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let (rt, tasks) = clients.start(&url, WORKERS, 2000);
     let finished = rt.block_on(async {
-        let tasks: Vec<_> = (0..WORKERS)
-            .map(|w| tokio::spawn(clients.clone().insert_until_error(url.clone(), w, 2000)))
-            .collect();
         tokio::time::timeout(FILL_DEADLINE, futures_util::future::join_all(tasks)).await
     });
     drop(rt);
