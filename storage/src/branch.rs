@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::patch;
 use crate::record::{self, MetaOp};
 use crate::store::Shared;
 use crate::timeline::Timeline;
@@ -333,18 +334,24 @@ impl Branch {
         let mut pending = std::mem::take(&mut w.pending);
         pending.clear();
         let mut scratch = std::mem::take(&mut w.scratch);
+        let (first, last) = (offset / PS, (end - 1) / PS);
         let res = (|| -> Result<(), StoreError> {
-            for p in offset / PS..=(end - 1) / PS {
+            for p in first..=last {
                 let pstart = p * PS;
                 let lo = (offset.max(pstart) - pstart) as usize;
                 let hi = (end.min(pstart + PS) - pstart) as usize;
                 let src = &data[(pstart + lo as u64 - offset) as usize
                     ..(pstart + hi as u64 - offset) as usize];
                 let page = PageNo(p);
-                let bytes: &[u8] = if lo == 0 && hi == PAGE_SIZE {
+                let whole = lo == 0 && hi == PAGE_SIZE;
+                // The page's current record, when the write needs it: to
+                // fill in a partial page, or as a patch's base.
+                let loc = (!whole || (w.patches && w.recent.holds(id, page)))
+                    .then(|| self.tl.tree.read().page(id, page).cloned())
+                    .flatten();
+                let bytes: &[u8] = if whole {
                     src
                 } else {
-                    let loc = self.tl.tree.read().page(id, page).cloned();
                     Timeline::read_page_from(loc.as_ref(), id, page, 0, &mut scratch)?;
                     scratch[lo..hi].copy_from_slice(src);
                     &scratch
@@ -355,6 +362,14 @@ impl Branch {
                         record::encode_zero(&mut w.buf, id, page);
                         pending.push((page, None));
                     }
+                } else if w.patches {
+                    let in_log = loc
+                        .filter(|l| Arc::ptr_eq(&l.layer, &w.log.layer))
+                        .map(|l| l.offset);
+                    let remember = patch::worth_remembering(first, last, p);
+                    w.recent
+                        .encode(&mut w.buf, id, page, bytes, in_log, at, remember);
+                    pending.push((page, Some(at)));
                 } else {
                     record::encode_page(&mut w.buf, id, page, bytes);
                     pending.push((page, Some(at)));
@@ -366,6 +381,8 @@ impl Branch {
         let res = self.shared.counters.check(res);
         if let Err(e) = res.and_then(|()| w.flush_buf()) {
             w.buf.clear();
+            // Offsets it remembered will be written again (see `patch`).
+            w.recent.clear();
             return Err(e);
         }
         {

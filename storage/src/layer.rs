@@ -17,12 +17,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::backend::{BackendFile, Mapping};
-use crate::record::{self, PAGE_RECORD};
+use crate::patch;
+use crate::record::{self, PageBody, PAGE_RECORD};
 use crate::{FileId, LayerId, PageNo, StoreError, PAGE_SIZE};
 
 pub(crate) const LOG_MAGIC: &[u8; 8] = b"OSHLAYR\0";
 pub(crate) const SEAL_MAGIC: &[u8; 8] = b"OSHSEAL\0";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The version new layers are written with. Version 2 added page patches
+/// (record kind 5); a version 1 layer is read as it is, and an open log
+/// of version 1 gets no patches (an older build would take one for a torn
+/// record and cut the log there).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest version still read.
+const OLDEST_VERSION: u32 = 1;
 pub(crate) const HEADER_LEN: u64 = 24;
 pub(crate) const FOOTER_LEN: usize = 64;
 /// Written where the next record's length would be, when sealing.
@@ -51,18 +58,19 @@ pub(crate) fn header(id: LayerId) -> [u8; HEADER_LEN as usize] {
     h
 }
 
-pub(crate) fn check_header(h: &[u8], id: LayerId) -> Result<(), String> {
+/// Checks a layer's header; returns its format version.
+pub(crate) fn check_header(h: &[u8], id: LayerId) -> Result<u32, String> {
     if h.len() < HEADER_LEN as usize || &h[0..8] != LOG_MAGIC {
         return Err("bad layer magic".into());
     }
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(format!("unsupported layer format version {version}"));
     }
     if h[16..24] != id.0.to_le_bytes() {
         return Err("layer header names another layer".into());
     }
-    Ok(())
+    Ok(version)
 }
 
 /// One layer file, open or sealed.
@@ -120,7 +128,8 @@ impl Layer {
     }
 
     /// Reads the page record at `offset`, checks it, and copies bytes
-    /// `[from, from + out.len())` of the page into `out`.
+    /// `[from, from + out.len())` of the page into `out`. A patch is
+    /// assembled from its chain first (see `patch`).
     pub fn read_page(
         &self,
         offset: u64,
@@ -130,36 +139,96 @@ impl Layer {
         out: &mut [u8],
     ) -> Result<(), StoreError> {
         debug_assert!(from + out.len() <= PAGE_SIZE);
+        self.with_record(offset, file, page, |body| match body {
+            PageBody::Whole(data) => {
+                out.copy_from_slice(&data[from..from + out.len()]);
+                Ok(())
+            }
+            patch => {
+                let mut whole = [0u8; PAGE_SIZE];
+                self.assemble(offset, patch, file, page, &mut whole, 0)?;
+                out.copy_from_slice(&whole[from..from + out.len()]);
+                Ok(())
+            }
+        })
+    }
+
+    /// Writes into `out` the page that `body`, the record at `offset`,
+    /// holds; `depth`: patches already followed to get here.
+    fn assemble(
+        &self,
+        offset: u64,
+        body: PageBody<'_>,
+        file: FileId,
+        page: PageNo,
+        out: &mut [u8; PAGE_SIZE],
+        depth: u8,
+    ) -> Result<(), StoreError> {
+        match body {
+            PageBody::Whole(data) => out.copy_from_slice(data),
+            PageBody::Patch { base, lo, data } => {
+                match base {
+                    None => out.fill(0),
+                    Some(base) if base < offset && depth < patch::MAX_CHAIN => {
+                        self.with_record(base, file, page, |body| {
+                            self.assemble(base, body, file, page, out, depth + 1)
+                        })?;
+                    }
+                    Some(_) => return Err(self.corrupted(offset, "bad patch base")),
+                }
+                out[lo..lo + data.len()].copy_from_slice(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and checks the page-carrying record at `offset` and hands
+    /// what it holds to `f`.
+    fn with_record<R>(
+        &self,
+        offset: u64,
+        file: FileId,
+        page: PageNo,
+        f: impl FnOnce(PageBody<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let check =
+            |rec| record::check_page(rec, file, page).map_err(|r| self.corrupted(offset, r));
         if let Some(map) = self.map.get() {
             let start = offset as usize;
             let past_end = || self.corrupted(offset, "page record past end of layer");
             let head = map
-                .get(start..start.saturating_add(PAGE_RECORD))
+                .get(start..start.saturating_add(record::FRAME_HEADER + 1))
                 .ok_or_else(past_end)?;
             let n = record::page_frame_len(head).map_err(|r| self.corrupted(offset, r))?;
             let rec = map
                 .get(start..start.saturating_add(n))
                 .ok_or_else(past_end)?;
-            let data =
-                record::check_page(rec, file, page).map_err(|r| self.corrupted(offset, r))?;
-            out.copy_from_slice(&data[from..from + out.len()]);
-            return Ok(());
+            return f(check(rec)?);
         }
+        // One read for a page record or a patch; a patch may end closer to
+        // the file's end than a page record would.
         let mut rec = [0u8; PAGE_RECORD];
-        self.file.read_exact_at(&mut rec, offset)?;
-        let n = record::page_frame_len(&rec).map_err(|r| self.corrupted(offset, r))?;
-        if n == PAGE_RECORD {
-            let data =
-                record::check_page(&rec, file, page).map_err(|r| self.corrupted(offset, r))?;
-            out.copy_from_slice(&data[from..from + out.len()]);
-            return Ok(());
+        let n = match self.file.read_exact_at(&mut rec, offset) {
+            Ok(()) => record::page_frame_len(&rec).map_err(|r| self.corrupted(offset, r))?,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                let head = &mut rec[..record::FRAME_HEADER + 1];
+                self.file.read_exact_at(head, offset)?;
+                let n = record::page_frame_len(head).map_err(|r| self.corrupted(offset, r))?;
+                if n > PAGE_RECORD {
+                    return Err(self.corrupted(offset, "page record past end of layer"));
+                }
+                self.file.read_exact_at(&mut rec[..n], offset)?;
+                n
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if n <= PAGE_RECORD {
+            return f(check(&rec[..n])?);
         }
         // A truncation record: the page is followed by the op.
         let mut whole = vec![0u8; n];
         self.file.read_exact_at(&mut whole, offset)?;
-        let data = record::check_page(&whole, file, page).map_err(|r| self.corrupted(offset, r))?;
-        out.copy_from_slice(&data[from..from + out.len()]);
-        Ok(())
+        f(check(&whole)?)
     }
 }
 
@@ -251,7 +320,7 @@ pub(crate) fn read_sealed(layer: &Layer) -> Result<Sealed, StoreError> {
         return Err(bad(foot_off, "footer CRC mismatch"));
     }
     let version = u32_at(&f, 8);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(bad(
             foot_off,
             &format!("unsupported format version {version}"),
@@ -303,7 +372,8 @@ pub(crate) fn read_sealed(layer: &Layer) -> Result<Sealed, StoreError> {
         .map(|e| (FileId(u64_at(e, 0)), PageNo(u64_at(e, 8)), u64_at(e, 16)))
         .collect::<Vec<_>>();
     for &(_, _, off) in &index {
-        if off != ZERO_PAGE && (off < HEADER_LEN || off + PAGE_RECORD as u64 > data_end) {
+        if off != ZERO_PAGE && (off < HEADER_LEN || off + record::MIN_PAGE_FRAME as u64 > data_end)
+        {
             return Err(bad(index_off, "index entry points outside the data"));
         }
     }

@@ -14,6 +14,7 @@ mod ids;
 mod layer;
 mod manifest;
 mod metrics;
+mod patch;
 mod record;
 mod store;
 mod timeline;

@@ -10,6 +10,10 @@
 //!   JSON of the `SetAttr` op. One record holds both the new size and the
 //!   page holding the new end (zeros past it), so no crash can separate
 //!   them. It is read as a page record by the index.
+//! - `5` page patch (format version 2): `file u64 | page u64 | base u64 |
+//!   lo u16 | data[n]`: the page reads as the page record at offset `base`
+//!   of the same log (or as zeros if `base` is `u64::MAX`), with bytes
+//!   `[lo, lo + n)` replaced by `data`. See [`crate::patch`].
 //!
 //! A length above [`MAX_PAYLOAD`] never occurs in a valid frame; sealing
 //! writes `u32::MAX` there so a replay stops at the sealed sections.
@@ -23,6 +27,13 @@ pub(crate) const KIND_PAGE: u8 = 1;
 pub(crate) const KIND_ZERO: u8 = 2;
 pub(crate) const KIND_META: u8 = 3;
 pub(crate) const KIND_TRUNC: u8 = 4;
+pub(crate) const KIND_PATCH: u8 = 5;
+/// Payload bytes of a patch record before its data.
+pub(crate) const PATCH_HEAD: usize = 1 + 16 + 8 + 2;
+/// The smallest page-carrying frame (a patch carrying no bytes).
+pub(crate) const MIN_PAGE_FRAME: usize = FRAME_HEADER + PATCH_HEAD;
+/// A patch's `base` when the page it changes is all zeros.
+pub(crate) const NO_BASE: u64 = u64::MAX;
 /// Payload bytes of a page record.
 pub(crate) const PAGE_PAYLOAD: usize = 1 + 16 + PAGE_SIZE;
 /// Bytes of a whole page record, frame included.
@@ -113,6 +124,25 @@ pub(crate) fn encode_zero(buf: &mut Vec<u8>, file: FileId, page: PageNo) {
     frame(buf, &[&head]);
 }
 
+/// A patch record: the page is the one at `base` (or zeros) with `data`
+/// written at `lo`.
+pub(crate) fn encode_patch(
+    buf: &mut Vec<u8>,
+    file: FileId,
+    page: PageNo,
+    base: Option<u64>,
+    lo: usize,
+    data: &[u8],
+) {
+    debug_assert!(lo + data.len() <= PAGE_SIZE);
+    let mut head = [0u8; PATCH_HEAD];
+    head[..17].copy_from_slice(&file_page(file, page));
+    head[0] = KIND_PATCH;
+    head[17..25].copy_from_slice(&base.unwrap_or(NO_BASE).to_le_bytes());
+    head[25..27].copy_from_slice(&(lo as u16).to_le_bytes());
+    frame(buf, &[&head, data]);
+}
+
 /// Encodes the op's JSON body (the part stored in a sealed meta section).
 pub(crate) fn meta_body(op: &MetaOp) -> Vec<u8> {
     // Serializing plain data with string keys cannot fail.
@@ -158,6 +188,33 @@ pub(crate) enum Record<'a> {
         page: PageNo,
         meta: &'a [u8],
     },
+    /// A patch on the page record at `base` of the same log (`None`: on a
+    /// page of zeros).
+    Patch {
+        file: FileId,
+        page: PageNo,
+        base: Option<u64>,
+    },
+}
+
+/// The page a page-carrying record holds, as read back.
+pub(crate) enum PageBody<'a> {
+    /// The whole page.
+    Whole(&'a [u8]),
+    /// The page at `base` (`None`: zeros) with `data` at `lo`.
+    Patch {
+        base: Option<u64>,
+        lo: usize,
+        data: &'a [u8],
+    },
+}
+
+/// `(base, lo, data)` of a patch payload, if its fields are consistent.
+fn patch_fields(payload: &[u8]) -> Option<(Option<u64>, usize, &[u8])> {
+    let base = u64::from_le_bytes(payload.get(17..25)?.try_into().ok()?);
+    let lo = u16::from_le_bytes(payload.get(25..27)?.try_into().ok()?) as usize;
+    let data = payload.get(PATCH_HEAD..)?;
+    (lo + data.len() <= PAGE_SIZE).then_some(((base != NO_BASE).then_some(base), lo, data))
 }
 
 /// Parses the frame at the start of `bytes`: `Some((record, frame_len))`, or
@@ -196,44 +253,69 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<(Record<'_>, usize)> {
                 meta: &payload[PAGE_PAYLOAD..],
             }
         }
+        KIND_PATCH if len >= PATCH_HEAD => {
+            let (file, page) = ids(payload)?;
+            let (base, _, _) = patch_fields(payload)?;
+            Record::Patch { file, page, base }
+        }
         _ => return None,
     };
     Some((record, FRAME_HEADER + len))
 }
 
-/// The whole frame length of the page-carrying record whose first
-/// `PAGE_RECORD` bytes are `head`: `PAGE_RECORD` for a page record, more
-/// for a truncation record.
+/// The whole frame length of the page-carrying record whose frame starts
+/// `head` (at least [`FRAME_HEADER`] + 1 bytes): `PAGE_RECORD` for a page
+/// record, more for a truncation record, less for a patch.
 pub(crate) fn page_frame_len(head: &[u8]) -> Result<usize, &'static str> {
-    if head.len() < PAGE_RECORD {
+    if head.len() <= FRAME_HEADER {
         return Err("short page record");
     }
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     match head[FRAME_HEADER] {
         KIND_PAGE if len == PAGE_PAYLOAD => Ok(PAGE_RECORD),
         KIND_TRUNC if len > PAGE_PAYLOAD && len <= MAX_PAYLOAD => Ok(FRAME_HEADER + len),
+        KIND_PATCH if (PATCH_HEAD..=PATCH_HEAD + PAGE_SIZE).contains(&len) => {
+            Ok(FRAME_HEADER + len)
+        }
         _ => Err("bad page record length"),
     }
 }
 
-/// Checks a page-carrying record (page write or truncation, the whole
-/// frame) read back at a known location; returns the page data.
-pub(crate) fn check_page(rec: &[u8], file: FileId, page: PageNo) -> Result<&[u8], &'static str> {
+/// Checks a page-carrying record (page write, truncation or patch: the
+/// whole frame) read back at a known location; returns the page it holds.
+pub(crate) fn check_page(
+    rec: &[u8],
+    file: FileId,
+    page: PageNo,
+) -> Result<PageBody<'_>, &'static str> {
     let n = page_frame_len(rec)?;
     let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
     let payload = rec.get(FRAME_HEADER..n).ok_or("short page record")?;
     if crc32fast::hash(payload) != crc {
         return Err("page record CRC mismatch");
     }
-    if payload[1..9] != file.0.to_le_bytes() || payload[9..17] != page.0.to_le_bytes() {
+    if payload.get(1..9) != Some(&file.0.to_le_bytes()[..])
+        || payload.get(9..17) != Some(&page.0.to_le_bytes()[..])
+    {
         return Err("page record names another page");
     }
-    Ok(&payload[17..PAGE_PAYLOAD])
+    if payload[0] == KIND_PATCH {
+        let (base, lo, data) = patch_fields(payload).ok_or("patch past the end of its page")?;
+        return Ok(PageBody::Patch { base, lo, data });
+    }
+    Ok(PageBody::Whole(&payload[17..PAGE_PAYLOAD]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn whole(body: Result<PageBody<'_>, &'static str>) -> Vec<u8> {
+        match body.expect("a valid page record") {
+            PageBody::Whole(data) => data.to_vec(),
+            PageBody::Patch { .. } => panic!("a patch where a whole page was written"),
+        }
+    }
 
     #[test]
     fn page_record_round_trips_and_detects_flips() {
@@ -241,7 +323,7 @@ mod tests {
         let data = vec![7u8; PAGE_SIZE];
         encode_page(&mut buf, FileId(3), PageNo(9), &data);
         assert_eq!(buf.len(), PAGE_RECORD);
-        assert_eq!(check_page(&buf, FileId(3), PageNo(9)).unwrap(), &data[..]);
+        assert_eq!(whole(check_page(&buf, FileId(3), PageNo(9))), data);
         assert!(check_page(&buf, FileId(3), PageNo(8)).is_err());
         assert!(matches!(
             parse(&buf),
@@ -271,7 +353,7 @@ mod tests {
         encode_trunc(&mut buf, FileId(3), PageNo(0), &data, &body);
         assert_eq!(buf.len(), PAGE_RECORD + body.len());
         assert_eq!(page_frame_len(&buf[..PAGE_RECORD]).unwrap(), buf.len());
-        assert_eq!(check_page(&buf, FileId(3), PageNo(0)).unwrap(), &data[..]);
+        assert_eq!(whole(check_page(&buf, FileId(3), PageNo(0))), data);
         let Some((Record::Trunc { file, page, meta }, n)) = parse(&buf) else {
             panic!("truncation record did not parse");
         };
@@ -294,5 +376,53 @@ mod tests {
         assert_eq!(n, buf.len());
         assert_eq!(decode_meta(body).unwrap(), op);
         assert!(parse(&buf[..buf.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn patch_record_round_trips_and_detects_flips() {
+        for base in [Some(4096u64), None] {
+            let mut buf = Vec::new();
+            encode_patch(&mut buf, FileId(3), PageNo(9), base, 100, &[5u8; 40]);
+            assert_eq!(buf.len(), MIN_PAGE_FRAME + 40);
+            assert_eq!(page_frame_len(&buf[..FRAME_HEADER + 1]).unwrap(), buf.len());
+            let Ok(PageBody::Patch { base: b, lo, data }) = check_page(&buf, FileId(3), PageNo(9))
+            else {
+                panic!("patch did not read back as one");
+            };
+            assert_eq!((b, lo, data), (base, 100, &[5u8; 40][..]));
+            assert!(matches!(
+                parse(&buf),
+                Some((Record::Patch { file: FileId(3), page: PageNo(9), base: b }, n)) if b == base && n == buf.len()
+            ));
+            assert!(check_page(&buf, FileId(3), PageNo(8)).is_err());
+            let mut flipped = buf.clone();
+            flipped[FRAME_HEADER + 20] ^= 1;
+            assert!(check_page(&flipped, FileId(3), PageNo(9)).is_err());
+            assert!(parse(&flipped).is_none());
+        }
+    }
+
+    #[test]
+    fn patch_past_its_page_is_refused() {
+        let mut buf = Vec::new();
+        encode_patch(
+            &mut buf,
+            FileId(3),
+            PageNo(9),
+            None,
+            PAGE_SIZE - 10,
+            &[1u8; 10],
+        );
+        assert!(
+            parse(&buf).is_some(),
+            "a patch that ends at the page's end is valid"
+        );
+        // The same bytes claiming to start one byte later (CRC recomputed).
+        let mut payload = buf[FRAME_HEADER..].to_vec();
+        payload[25..27].copy_from_slice(&((PAGE_SIZE - 9) as u16).to_le_bytes());
+        let mut bad = Vec::new();
+        frame(&mut bad, &[&payload]);
+        assert!(parse(&bad).is_none());
+        assert!(check_page(&bad, FileId(3), PageNo(9)).is_err());
     }
 }

@@ -122,7 +122,7 @@ impl Shared {
         let chunk = self.opts.log_zero_chunk_bytes;
         let inline = self.opts.log_zero_fill_inline;
         let log = OpenLog::new(layer, self.backend.clone(), end, end, false, chunk, inline);
-        Writer::new(Arc::new(log), end)
+        Writer::new(Arc::new(log), end, true)
     }
 
     /// First half of a seal of `tl`'s open log, under its append lock `w`:

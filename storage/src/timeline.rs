@@ -12,6 +12,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::backend::{Backend, BackendFile};
 use crate::layer::{Layer, ZERO_PAGE};
+use crate::patch::RecentPages;
 use crate::record::{self, MetaOp};
 use crate::tree::{PageLoc, Tree};
 use crate::{FileId, PageNo, StoreError, TimelineId};
@@ -282,11 +283,17 @@ pub(crate) struct Writer {
     pub scratch: Box<[u8]>,
     /// Pages a write is about to index (reused, not reallocated per call).
     pub pending: Vec<(PageNo, Option<u64>)>,
+    /// Whether this log may hold patch records (its format version has
+    /// them), and the page content they are made against.
+    pub patches: bool,
+    pub recent: RecentPages,
 }
 
 impl Writer {
-    pub fn new(log: Arc<OpenLog>, end: u64) -> Writer {
+    pub fn new(log: Arc<OpenLog>, end: u64, patches: bool) -> Writer {
         Writer {
+            patches,
+            recent: RecentPages::default(),
             log,
             end,
             records: 0,

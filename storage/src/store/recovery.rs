@@ -203,13 +203,32 @@ fn replay_open(
         bytes = header.to_vec();
         len = layer::HEADER_LEN;
     }
-    layer::check_header(&bytes, layer.id)
+    let version = layer::check_header(&bytes, layer.id)
         .map_err(|e| StoreError::corrupted(format!("{} at offset 0: {e}", layer.name)))?;
     let mut at = layer::HEADER_LEN as usize;
     let mut pending = Vec::new();
     while let Some((rec, n)) = record::parse(&bytes[at..]) {
         match rec {
             Record::Page { file, page } => {
+                let loc = PageLoc {
+                    layer: layer.clone(),
+                    offset: at as u64,
+                };
+                tree.set_page(file, page, Some(loc));
+                pending.push(Ok((file, page, Some(at as u64))));
+            }
+            Record::Patch { file, page, base } => {
+                // A patch is made against the page's record before it in
+                // this log, or against zeros.
+                if let Some(base) = base {
+                    let current = tree.page(file, page);
+                    if !current.is_some_and(|l| Arc::ptr_eq(&l.layer, layer) && l.offset == base) {
+                        return Err(StoreError::corrupted(format!(
+                            "{} at offset {at}: patch of a page whose record is not at {base}",
+                            layer.name
+                        )));
+                    }
+                }
                 let loc = PageLoc {
                     layer: layer.clone(),
                     offset: at as u64,
@@ -265,7 +284,7 @@ fn replay_open(
         opts.log_zero_chunk_bytes,
         opts.log_zero_fill_inline,
     );
-    let mut w = Writer::new(Arc::new(log), end);
+    let mut w = Writer::new(Arc::new(log), end, version >= 2);
     for p in pending {
         match p {
             Ok((file, page, off)) => w.note_page(file, page, off),
