@@ -55,6 +55,13 @@ pub trait BackendFile: Send + Sync {
         let _ = (offset, len);
         Ok(())
     }
+    /// Asks the OS to start writing `len` bytes from `offset` to the device
+    /// now, without waiting for it. A hint only: nothing is durable before
+    /// `sync_data` returns, which then has less left to write.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// Maps the whole file read-only. The caller guarantees the file is
     /// never written or truncated again while mapped.
     fn map(&self) -> io::Result<Mapping>;

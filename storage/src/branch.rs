@@ -400,6 +400,7 @@ impl Branch {
                 t.set_page(id, page, loc);
             }
         }
+        w.write_ahead();
         if let (Some(op), Some(body)) = (extend, extend_body) {
             w.note_meta(body, &op);
         }

@@ -25,6 +25,10 @@ use crate::{FileId, PageNo, StoreError, TimelineId};
 /// microseconds behind a fill, not the better part of a millisecond.
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
+/// Records appended between two starts of their writeback (see
+/// [`Writer::write_ahead`]): PostgreSQL's `checkpoint_flush_after`.
+const WRITE_AHEAD_BYTES: u64 = 256 << 10;
+
 /// The open log's durability state, shared by concurrent `sync` callers,
 /// and its zero-filled tail.
 pub(crate) struct OpenLog {
@@ -120,6 +124,14 @@ impl OpenLog {
         self.written.store(end, Ordering::Release);
         self.layer.set_open_end(end);
         Ok(end)
+    }
+
+    /// Starts writing records `[from, to)` to the device without waiting
+    /// (see [`Writer::write_ahead`]).
+    fn start_writeback(&self, from: u64, to: u64) {
+        if let Err(e) = self.file().start_writeback(from, to - from) {
+            tracing::debug!(layer = %self.layer.name, error = %e, "starting writeback of the open log");
+        }
     }
 
     /// Stops zero-filling for good (sealing is about to write the tail
@@ -287,6 +299,8 @@ pub(crate) struct Writer {
     /// them), and the page content they are made against.
     pub patches: bool,
     pub recent: RecentPages,
+    /// End of the records whose writeback was started (`write_ahead`).
+    written_ahead: u64,
 }
 
 impl Writer {
@@ -294,6 +308,7 @@ impl Writer {
         Writer {
             patches,
             recent: RecentPages::default(),
+            written_ahead: end,
             log,
             end,
             records: 0,
@@ -317,6 +332,20 @@ impl Writer {
             self.buf.clear();
         }
         Ok(())
+    }
+
+    /// Once [`WRITE_AHEAD_BYTES`] of records were appended since the last
+    /// time, starts their writeback to the device. The kernel writes a
+    /// mount's dirty data pages back in bursts (every few seconds, all that
+    /// expired), and without this the next commit's flush would write a
+    /// burst's records itself, with the commit waiting; started here, the
+    /// device works on them while commits go on, the way PostgreSQL spreads
+    /// its checkpoint writes (`checkpoint_flush_after`).
+    pub fn write_ahead(&mut self) {
+        if self.end >= self.written_ahead + WRITE_AHEAD_BYTES {
+            self.log.start_writeback(self.written_ahead, self.end);
+            self.written_ahead = self.end;
+        }
     }
 
     /// Keeps the sealed-index bookkeeping in step with a metadata op.

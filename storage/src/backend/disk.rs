@@ -105,6 +105,26 @@ impl BackendFile for DiskFile {
         }
     }
 
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        // SAFETY: `sync_file_range` only reads its arguments; the descriptor
+        // is owned by `self.file` and open for the whole call.
+        let rc = unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                offset,
+                len,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
     fn map(&self) -> io::Result<Mapping> {
         if self.len()? == 0 {
             return Ok(Box::new(Vec::new()));

@@ -32,6 +32,8 @@ pub struct MemoryBackend {
     fail_syncs: Arc<AtomicBool>,
     /// Writes still allowed before writes start failing; `u64::MAX`: no limit.
     writes_left: Arc<AtomicU64>,
+    /// Bytes whose writeback was asked to start (`start_writeback`).
+    writeback_started: Arc<AtomicU64>,
 }
 
 impl Default for MemoryBackend {
@@ -41,6 +43,7 @@ impl Default for MemoryBackend {
             fail_writes: Arc::default(),
             fail_syncs: Arc::default(),
             writes_left: Arc::new(AtomicU64::new(u64::MAX)),
+            writeback_started: Arc::default(),
         }
     }
 }
@@ -87,6 +90,11 @@ impl MemoryBackend {
         self.fail_syncs.store(fail, Ordering::SeqCst);
     }
 
+    /// Bytes of all files whose writeback was asked to start early.
+    pub fn writeback_started(&self) -> u64 {
+        self.writeback_started.load(Ordering::SeqCst)
+    }
+
     /// The current bytes of `name` (tests flip bytes through this).
     pub fn with_bytes<R>(&self, name: &str, f: impl FnOnce(&mut Vec<u8>) -> R) -> Option<R> {
         let inode = self.dir.lock().live.get(name).cloned()?;
@@ -118,6 +126,7 @@ impl Backend for MemoryBackend {
             fail_writes: self.fail_writes.clone(),
             fail_syncs: self.fail_syncs.clone(),
             writes_left: self.writes_left.clone(),
+            writeback_started: self.writeback_started.clone(),
         }))
     }
 
@@ -158,6 +167,7 @@ struct MemFile {
     fail_writes: Arc<AtomicBool>,
     fail_syncs: Arc<AtomicBool>,
     writes_left: Arc<AtomicU64>,
+    writeback_started: Arc<AtomicU64>,
 }
 
 impl MemFile {
@@ -179,6 +189,11 @@ impl MemFile {
 impl BackendFile for MemFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.inode.data.lock().len() as u64)
+    }
+
+    fn start_writeback(&self, _offset: u64, len: u64) -> io::Result<()> {
+        self.writeback_started.fetch_add(len, Ordering::SeqCst);
+        Ok(())
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
