@@ -34,9 +34,10 @@ pub(crate) const MAX_CHAIN: u8 = 8;
 /// logged whole (it would save little, and lengthen the chain).
 const MAX_PATCH_DATA: usize = PAGE_SIZE - 256;
 
-/// Pages whose content is held for patching. The hot case is one page (the
-/// WAL's last); a few more keep it from being pushed out by other small
-/// writes between two commits.
+/// Pages whose content is held for patching, the least recently written
+/// dropped first. The hot case is one page (the WAL's last), rewritten at
+/// every commit; data pages the kernel writes back between two commits come
+/// and go around it.
 const CAPACITY: usize = 32;
 
 /// Writes of at most this many pages have all their pages remembered;
@@ -120,6 +121,10 @@ impl RecentPages {
             r.offset = offset;
             r.depth = depth;
             r.data.copy_from_slice(bytes);
+            // Least recently written goes first: data pages written back
+            // between two commits must not push out the WAL's last page.
+            self.order.retain(|k| *k != (file, page));
+            self.order.push_back((file, page));
             return;
         }
         if self.pages.len() >= CAPACITY {
@@ -320,6 +325,26 @@ mod tests {
         assert_eq!(recent.order.len(), CAPACITY);
         assert!(recent.holds(FileId(1), PageNo(3 * CAPACITY as u64 - 1)));
         assert!(!recent.holds(FileId(1), PageNo(0)));
+    }
+
+    #[test]
+    fn a_page_rewritten_often_outlives_many_written_once() {
+        let mut recent = RecentPages::default();
+        let page = page_with(&[(0, &[1u8; 10])]);
+        let mut buf = Vec::new();
+        let hot = (FileId(9), PageNo(0));
+        recent.encode(&mut buf, hot.0, hot.1, &page, None, 0, true);
+        for i in 1..10 * CAPACITY as u64 {
+            recent.encode(&mut buf, FileId(1), PageNo(i), &page, None, i, true);
+            if i % 4 == 0 {
+                assert!(
+                    recent.holds(hot.0, hot.1),
+                    "hot page pushed out by page {i}"
+                );
+                recent.encode(&mut buf, hot.0, hot.1, &page, None, i, true);
+            }
+        }
+        assert_eq!(recent.order.len(), CAPACITY);
     }
 
     #[test]
