@@ -2,7 +2,7 @@
 //!
 //! PostgreSQL's WAL is what this is for. Every commit rewrites the WAL's
 //! last, partly filled 8 kB page, adding a few hundred bytes to it; logged
-//! as whole pages, TPC-B wrote about five times the bytes it changed
+//! as whole pages, TPC-B wrote about four times the bytes patches need
 //! (docs/storage-format.md, "Page patches"). So a write of a page whose
 //! current record is in the same open log, and whose content the writer
 //! still holds ([`RecentPages`]), is logged as the bytes that differ and the
