@@ -19,12 +19,12 @@
 //! a `Compute` that was not stopped SIGKILLs its process group: no `postgres`
 //! outlives its owner. PostgreSQL's own crash recovery runs on the next start.
 
+mod log_file;
 mod pidfile;
 mod ready;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -341,35 +341,27 @@ fn prepare_socket_dir(dir: &Path, run_as: &RunAs) -> Result<(), ComputeError> {
         .map_err(|e| ComputeError::io(what(), e))
 }
 
-/// Opens the log for appending; returns it and its length before this start.
+/// Opens the log for appending and writes the start banner; returns it
+/// and its length before this start.
 fn open_log(spec: &ComputeSpec) -> Result<(File, u64), ComputeError> {
     let what = || format!("open log file {}", spec.log_file.display());
     if let Some(parent) = spec.log_file.parent() {
         fs::create_dir_all(parent).map_err(|e| ComputeError::io(what(), e))?;
     }
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(&spec.log_file)
-        .map_err(|e| ComputeError::io(what(), e))?;
+    let mut f = log_file::open(&spec.log_file).map_err(|e| ComputeError::io(what(), e))?;
     let offset = f.metadata().map_err(|e| ComputeError::io(what(), e))?.len();
-    writeln!(
-        f,
-        "---- offshoot: starting postgres for {} (data directory {}) ----",
+    let banner = format!(
+        "starting postgres for {} (data directory {})",
         spec.name,
         spec.datadir.display()
-    )
-    .map_err(|e| ComputeError::io(what(), e))?;
+    );
+    log_file::append_note(&mut f, &banner).map_err(|e| ComputeError::io(what(), e))?;
     Ok((f, offset))
 }
 
 /// Appends one offshoot line to the branch's log, next to PostgreSQL's own.
 pub(crate) fn log_note(path: &Path, msg: &str) {
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new().append(true).create(true).open(path)?;
-        writeln!(f, "---- offshoot: {msg} ----")
-    };
+    let write = || log_file::open(path).and_then(|mut f| log_file::append_note(&mut f, msg));
     if let Err(e) = write() {
         tracing::warn!(log = %path.display(), error = %e, "could not write to compute log");
     }

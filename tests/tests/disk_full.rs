@@ -195,10 +195,10 @@ fn disk_full_loses_no_acknowledged_commit() {
         r"PANIC:  could not (write|fsync|close|extend|open)",
         r"FATAL:  the database system is (in recovery mode|not yet accepting connections|shutting down|starting up)",
         r"FATAL:  terminating connection because of crash of another server process",
-        // A line the full disk cut short: offshoot's next line in the log
-        // (the restart note, or the next start's banner) follows it on the
-        // same line.
-        r"(FATAL|PANIC):  .*---- offshoot: ",
+        // A line the full disk cut short: the compute supervisor ends it
+        // with its cut mark before its next note (the restart note, or the
+        // next start's banner).
+        r"(FATAL|PANIC):  .* \[offshoot: line cut short\]$",
     ]);
     // The store's manifest took the failed write in its stride: a restart
     // finds both branches as they were acknowledged.
