@@ -2,7 +2,9 @@
 //! entries that the server registers, and the server answers one request
 //! and fetches the next in a single `io_uring_enter`, where `/dev/fuse`
 //! takes a `write` and a `read`. A request is queued on the CPU it was made
-//! on and its queue's threads are pinned there.
+//! on; its queue's threads run wherever the scheduler puts them (pinned to
+//! the queue's CPU, a synchronous write took 13–17 µs longer: see
+//! docs/benchmarks.md, "Queue threads unpinned").
 //!
 //! Once the kernel has granted `FUSE_OVER_IO_URING` at `FUSE_INIT`, it
 //! holds every request until each CPU's queue has an entry, then sends

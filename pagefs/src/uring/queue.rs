@@ -60,7 +60,6 @@ pub(crate) fn serve(
     cold: Arc<Cold>,
     registered: Sender<io::Result<()>>,
 ) {
-    pin_to_cpu(queue);
     let mut ring = match IoUring::<squeue::Entry128>::builder()
         .setup_single_issuer()
         .build(4)
@@ -180,22 +179,5 @@ fn answer(fs: &PageFs, cold: &Cold, block: &HeaderBlock, payload: &mut [u8]) -> 
         // close() is not a durability point; fsync is.
         abi::OP_FLUSH => (0, 0),
         _ => cold.forward(block, payload),
-    }
-}
-
-/// Runs this thread on the CPU whose requests its queue gets, as the
-/// kernel picks the queue by the CPU the request was made on.
-fn pin_to_cpu(cpu: u16) {
-    // SAFETY: `cpu_set_t` is plain data, zeroed is the empty set, and
-    // CPU_SET stays inside it for any cpu below CPU_SETSIZE (checked).
-    unsafe {
-        if usize::from(cpu) >= libc::CPU_SETSIZE as usize {
-            return;
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(usize::from(cpu), &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            tracing::debug!(cpu, "cannot pin queue thread");
-        }
     }
 }
