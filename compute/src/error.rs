@@ -79,6 +79,11 @@ pub enum ComputeError {
     #[error("compute for {name} failed to start: {reason}")]
     StartFailed { name: String, reason: String },
 
+    /// A checkpoint asked of a running compute (before its branch is
+    /// copied) did not happen.
+    #[error("checkpoint of {name}: {reason}")]
+    Checkpoint { name: String, reason: String },
+
     /// The supervisor has been shut down and starts nothing more.
     #[error("the compute supervisor is shut down")]
     ShutDown,

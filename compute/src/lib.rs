@@ -11,11 +11,13 @@
 //! - [`initdb()`]: a new cluster with offshoot's settings and internal role;
 //! - [`compute`]: one running postmaster ([`Compute`]);
 //! - [`supervisor`]: one compute per branch, started once, restarted after a crash.
+//! - [`checkpoint`]: a checkpoint asked of a running compute before its branch is copied;
 //! - [`handoff`]: the PostgreSQL module that takes a client socket over from the proxy.
 //!
 //! How PostgreSQL is run and why is written down in `docs/compute.md`.
 
 pub mod binaries;
+pub mod checkpoint;
 pub mod compute;
 pub mod config;
 mod error;
@@ -28,6 +30,7 @@ pub mod secrets;
 pub mod supervisor;
 
 pub use binaries::{DiscoverySources, PgBinaries, PgVersion};
+pub use checkpoint::CheckpointOutcome;
 pub use compute::{Compute, ComputeSpec};
 pub use error::ComputeError;
 pub use initdb::initdb;

@@ -358,6 +358,36 @@ where
         }
     }
 
+    /// Asks `key`'s compute, if it is running, for a checkpoint when more
+    /// than `min_wal_bytes` of WAL was written since its last one (see
+    /// [`crate::checkpoint`]). `Ok(None)`: no compute is running.
+    pub async fn checkpoint_if_behind(
+        &self,
+        key: &K,
+        min_wal_bytes: u64,
+        timeout: Duration,
+    ) -> Result<Option<crate::CheckpointOutcome>, ComputeError> {
+        let running =
+            self.slots()
+                .get(key)
+                .and_then(|slot| match (slot.state(), &*slot.status.borrow()) {
+                    (ComputeState::Running, Status::Running(r)) => Some(r.socket_dir.clone()),
+                    _ => None,
+                });
+        let Some(socket_dir) = running else {
+            return Ok(None);
+        };
+        crate::checkpoint::checkpoint_if_behind(
+            &key.to_string(),
+            &socket_dir,
+            &self.inner.launch.secrets,
+            min_wal_bytes,
+            timeout,
+        )
+        .await
+        .map(Some)
+    }
+
     /// Every running compute.
     pub fn running(&self) -> Vec<(K, RunningCompute)> {
         self.slots()

@@ -192,3 +192,83 @@ fn reset() {
     );
     assert_eq!(d.psql("main", "select count(*) from t"), "11");
 }
+
+/// A WAL position (`X/Y`, as PostgreSQL prints it) as a number.
+fn lsn(text: &str) -> u64 {
+    let (hi, lo) = text
+        .trim()
+        .split_once('/')
+        .unwrap_or_else(|| panic!("not an LSN: {text:?}"));
+    let part = |p: &str| u64::from_str_radix(p, 16).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    (part(hi) << 32) | part(lo)
+}
+
+/// Checkpoints main has run on request (`CHECKPOINT` and the like).
+fn requested_checkpoints(d: &Daemon) -> u64 {
+    d.psql("main", "select checkpoints_req from pg_stat_bgwriter")
+        .parse()
+        .expect("checkpoints_req")
+}
+
+/// A branch taken right after its parent wrote a lot (a bulk load, a large
+/// migration) starts from a checkpoint the daemon asked the parent for,
+/// not from the parent's last one: its recovery replays next to nothing.
+/// A parent that wrote little since its last checkpoint is not asked; a
+/// reset from a parent that wrote a lot asks too.
+#[test]
+fn a_branch_of_a_parent_that_just_wrote_much_recovers_from_a_fresh_checkpoint() {
+    let mut d = Daemon::start();
+    d.psql("main", "checkpoint");
+    // About 50 MB of WAL, well past the daemon's 16 MiB threshold and far
+    // below what would make PostgreSQL checkpoint on its own.
+    d.psql(
+        "main",
+        "create table big as select g, repeat('x', 200) as pad from generate_series(1, 200000) g",
+    );
+    let written = lsn(&d.psql("main", "select pg_current_wal_lsn()"));
+    let asked_before = requested_checkpoints(&d);
+
+    d.create_branch("copy", Some("main"));
+    assert_eq!(d.psql("copy", "select count(*) from big"), "200000");
+    assert_eq!(
+        requested_checkpoints(&d),
+        asked_before + 1,
+        "main was not checkpointed before the copy"
+    );
+    let log = d.branch_log("copy");
+    let redo_start = log
+        .lines()
+        .find_map(|l| l.split_once("redo starts at ").map(|(_, at)| lsn(at)))
+        .unwrap_or_else(|| panic!("no crash recovery in the copy's log:\n{log}"));
+    assert!(
+        redo_start >= written,
+        "the copy replayed from {redo_start:X}, before main's write ended at {written:X}"
+    );
+
+    // Little written since: the next copy is taken without a checkpoint.
+    d.psql("main", "insert into big values (0, 'y')");
+    let asked_before = requested_checkpoints(&d);
+    d.create_branch("copy2", Some("main"));
+    assert_eq!(d.psql("copy2", "select count(*) from big"), "200001");
+    assert_eq!(
+        requested_checkpoints(&d),
+        asked_before,
+        "main was checkpointed although it wrote little"
+    );
+
+    // A reset copies the parent as a create does.
+    d.psql(
+        "main",
+        "insert into big select g, repeat('z', 200) from generate_series(1, 200000) g",
+    );
+    let asked_before = requested_checkpoints(&d);
+    d.cli_ok(&["branch", "reset", "copy2"]);
+    assert_eq!(d.psql("copy2", "select count(*) from big"), "400001");
+    assert_eq!(
+        requested_checkpoints(&d),
+        asked_before + 1,
+        "main was not checkpointed before the reset copied it"
+    );
+    d.stop().assert_clean();
+    d.check_logs();
+}

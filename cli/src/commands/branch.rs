@@ -31,6 +31,11 @@ pub enum BranchCommand {
 #[command(
     long_about = "Create a branch: a copy-on-write copy of its parent's current \
         schema and data, made as metadata in milliseconds whatever the size.\n\n\
+        A running parent that has written more than 16 MiB of WAL since its last \
+        checkpoint (a bulk load, a large migration) is checkpointed first, so that \
+        the copy starts without replaying it: the create then waits for that \
+        checkpoint, and the copy answers its first query in a fraction of a second \
+        instead of after seconds of recovery.\n\n\
         Idempotent: when a branch of that name already exists with the same parent, \
         the command succeeds and says it already existed (exit 0), so CI can run it \
         on every push. A branch of that name with another parent is an error.",
