@@ -10,18 +10,17 @@
 //! more than a threshold of WAL was written since its last one; below it
 //! the copy goes ahead at once and the replay is short.
 //!
-//! The session is offshoot's internal role's, on the compute's private
-//! socket, like the readiness probe.
+//! The session is offshoot's own (`internal_session`), like the readiness
+//! probe's.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
 
-use crate::config::SOCKET_PORT;
 use crate::error::ComputeError;
+use crate::internal_session;
 use crate::secrets::Secrets;
-use crate::INTERNAL_ROLE;
 
 /// What [`checkpoint_if_behind`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,17 +47,11 @@ pub async fn checkpoint_if_behind(
         reason,
     };
     let work = async {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(socket_dir)
-            .port(SOCKET_PORT)
-            .user(INTERNAL_ROLE)
-            .password(&secrets.internal_password)
-            .dbname("postgres")
-            .application_name("offshoot-checkpoint");
-        let (client, connection) = cfg
-            .connect(NoTls)
-            .await
-            .map_err(|e| failed(format!("connect: {e}")))?;
+        let (client, connection) =
+            internal_session::config(socket_dir, secrets, "offshoot-checkpoint")
+                .connect(NoTls)
+                .await
+                .map_err(|e| failed(format!("connect: {e}")))?;
         let session = tokio::spawn(connection);
         let row = client
             .query_one(WAL_SINCE_CHECKPOINT, &[])

@@ -23,6 +23,7 @@ pub mod config;
 mod error;
 pub mod handoff;
 mod initdb;
+mod internal_session;
 mod process;
 mod replace_file;
 pub mod run_as;

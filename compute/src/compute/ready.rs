@@ -13,7 +13,7 @@
 //! offset.
 //!
 //! Fallback: if the line does not show up within [`LOG_GRACE`], a real
-//! login as [`INTERNAL_ROLE`] over the unix socket decides, tried again
+//! login as [`crate::INTERNAL_ROLE`] over the unix socket decides, tried again
 //! after waits that grow from [`PROBE_EVERY`] to [`PROBE_EVERY_MAX`] (see
 //! [`ProbeSchedule`]). A missing socket or "the database system is starting
 //! up" means not yet; any other refusal (wrong password, missing role) is
@@ -27,9 +27,8 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use crate::config::SOCKET_PORT;
+use crate::internal_session;
 use crate::secrets::Secrets;
-use crate::INTERNAL_ROLE;
 
 /// How long to wait for the ready line before trying logins regardless.
 pub(super) const LOG_GRACE: Duration = Duration::from_secs(2);
@@ -124,14 +123,8 @@ impl ReadyLine {
 }
 
 pub(super) async fn probe(socket_dir: &Path, secrets: &Secrets) -> Probe {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host_path(socket_dir)
-        .port(SOCKET_PORT)
-        .user(INTERNAL_ROLE)
-        .password(&secrets.internal_password)
-        .dbname("postgres")
-        .application_name("offshoot-probe")
-        .connect_timeout(Duration::from_secs(2));
+    let mut cfg = internal_session::config(socket_dir, secrets, "offshoot-probe");
+    cfg.connect_timeout(Duration::from_secs(2));
     match cfg.connect(NoTls).await {
         Ok((client, connection)) => {
             // Dropping the client makes the connection send Terminate and end.
