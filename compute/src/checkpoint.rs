@@ -6,9 +6,10 @@
 //! new branch's first query then waits for the replay and for recovery's
 //! own checkpoint (18.2 s after `pgbench -i -s 68`, against 0.39 s once the
 //! parent had checkpointed: docs/compute.md, "A branch of a busy parent").
-//! So before the copy, the daemon asks the parent for a `CHECKPOINT` when
-//! more than a threshold of WAL was written since its last one; below it
-//! the copy goes ahead at once and the replay is short.
+//! So a create that asks for it (`branch create --checkpoint-parent`) has
+//! the daemon ask the parent for a `CHECKPOINT` first, when more than a
+//! threshold of WAL was written since its last one; below it the copy goes
+//! ahead at once and the replay is short.
 //!
 //! The session is offshoot's own (`internal_session`), like the readiness
 //! probe's.

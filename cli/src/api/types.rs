@@ -48,6 +48,11 @@ pub struct CreateBranchRequest {
     pub expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected: Option<bool>,
+    /// Checkpoint the parent first if it is running and has written more
+    /// than 16 MiB of WAL since its last checkpoint, so that the new branch
+    /// starts without replaying that WAL (the create waits for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_parent: Option<bool>,
 }
 
 /// The answer to `POST /v1/branches`: 201 with `created: true`, or 200 with

@@ -31,11 +31,12 @@ pub enum BranchCommand {
 #[command(
     long_about = "Create a branch: a copy-on-write copy of its parent's current \
         schema and data, made as metadata in milliseconds whatever the size.\n\n\
-        A running parent that has written more than 16 MiB of WAL since its last \
-        checkpoint (a bulk load, a large migration) is checkpointed first, so that \
-        the copy starts without replaying it: the create then waits for that \
-        checkpoint, and the copy answers its first query in a fraction of a second \
-        instead of after seconds of recovery.\n\n\
+        A branch of a running parent starts with PostgreSQL's crash recovery, which \
+        replays the parent's WAL since its last checkpoint: after a bulk load or a \
+        large migration that can take seconds. With --checkpoint-parent the daemon \
+        first checkpoints a running parent that has written more than 16 MiB of WAL \
+        since its last checkpoint; the create then waits for that checkpoint, and \
+        the branch answers its first query without the long replay.\n\n\
         Idempotent: when a branch of that name already exists with the same parent, \
         the command succeeds and says it already existed (exit 0), so CI can run it \
         on every push. A branch of that name with another parent is an error.",
@@ -44,7 +45,8 @@ Examples:
   offshoot branch create feature-x
   offshoot branch create pr-42 --parent main --ttl 72h
   offshoot branch create rehearsal --parent staging --expires-at 2025-07-01T00:00:00Z
-  offshoot branch create staging --protected --output json"
+  offshoot branch create staging --protected --output json
+  offshoot branch create after-migration --checkpoint-parent"
 )]
 pub struct CreateArgs {
     /// The new branch's name.
@@ -61,6 +63,11 @@ pub struct CreateArgs {
     /// Protect the branch from delete and reset (see `branch unprotect`).
     #[arg(long)]
     pub protected: bool,
+    /// Checkpoint the parent first if it is running and has written more
+    /// than 16 MiB of WAL since its last checkpoint: the create waits for the
+    /// checkpoint, and the branch starts without replaying that WAL.
+    #[arg(long)]
+    pub checkpoint_parent: bool,
 }
 
 /// List every branch.
@@ -266,6 +273,7 @@ pub fn create_request(args: &CreateArgs) -> Result<CreateBranchRequest, CommandE
         ttl_seconds,
         expires_at: args.expires_at.map(instant::format_rfc3339),
         protected: args.protected.then_some(true),
+        checkpoint_parent: args.checkpoint_parent.then_some(true),
     })
 }
 

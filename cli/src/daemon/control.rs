@@ -179,9 +179,11 @@ impl Control {
         let Ok(parent_info) = self.store.branch_info(parent) else {
             return Err(ControlError::NotFound(parent.to_string()));
         };
-        self.runtime
-            .checkpoint_before_copy(parent_info.id, parent)
-            .await;
+        if req.checkpoint_parent == Some(true) {
+            self.runtime
+                .checkpoint_before_copy(parent_info.id, parent)
+                .await;
+        }
 
         // The annotations are part of the create's one durable commit: a
         // crash never leaves the branch without its TTL or protection.
@@ -261,12 +263,6 @@ impl Control {
                 )))
             }
             None => {}
-        }
-        let source = parent.or(info.parent.as_deref());
-        if let Some(source_info) = source.and_then(|p| self.store.branch_info(p).ok()) {
-            self.runtime
-                .checkpoint_before_copy(source_info.id, &source_info.name)
-                .await;
         }
         let (owned, new_parent) = (name.to_string(), parent.map(str::to_string));
         let (was_running, result) = self

@@ -262,8 +262,8 @@ impl Runtime {
         was_running
     }
 
-    /// Before a running branch is copied (a new branch of it, or a reset
-    /// from it): asks its PostgreSQL for a checkpoint when it has written
+    /// Before a running branch is copied (a new branch of it, when the
+    /// create asks for it): asks its PostgreSQL for a checkpoint when it has written
     /// more than [`CHECKPOINT_BEFORE_COPY_WAL`] since its last one, so the
     /// copy's first start replays little WAL (see
     /// `offshoot_compute::checkpoint`). A stopped branch needs none (its
