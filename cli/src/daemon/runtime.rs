@@ -45,7 +45,8 @@ use mounts::Mounts;
 
 /// WAL written since a running branch's last checkpoint above which it is
 /// checkpointed before being copied: replaying this much takes a fraction
-/// of a second; the checkpoint of a parent that wrote a gigabyte, 95 ms.
+/// of a second; the checkpoint of a parent that has just loaded a
+/// gigabyte, 95–159 ms here.
 pub const CHECKPOINT_BEFORE_COPY_WAL: u64 = 16 << 20;
 
 /// Bound on that checkpoint (connecting, asking, checkpointing).
