@@ -4,7 +4,7 @@
 //! the server headers of each PostgreSQL major version on the build machine)
 //! lets a backend take over its client's TCP socket from the proxy once the
 //! client has authenticated, so that a session's queries no longer pass
-//! through a relay. It is embedded in the binary; [`preload_setting`] writes
+//! through a relay. It is embedded in the binary; `preload_setting` writes
 //! it next to the hba file (readable by the PostgreSQL user) and returns the
 //! `shared_preload_libraries` value that adds it to what the branch's own
 //! configuration preloads. A server version without a module runs without

@@ -8,7 +8,8 @@
 //! mounted only while its compute runs, so an idle branch costs nothing but
 //! metadata. The spec given to [`Supervisor::ensure_running`] mounts the
 //! branch when it is not mounted (a crash restart reuses the mount), and
-//! [`Runtime::stop`] stops PostgreSQL before it unmounts.
+//! every stop ([`Runtime::while_stopped`], [`Runtime::reap_idle`],
+//! [`Runtime::shutdown`]) stops PostgreSQL before it unmounts.
 //!
 //! Each branch has a [`Slot`]: an async lock and the count of leases out.
 //! Every start request, stop and unmount of a branch happens under its lock,
