@@ -367,19 +367,12 @@ where
         min_wal_bytes: u64,
         timeout: Duration,
     ) -> Result<Option<crate::CheckpointOutcome>, ComputeError> {
-        let running =
-            self.slots()
-                .get(key)
-                .and_then(|slot| match (slot.state(), &*slot.status.borrow()) {
-                    (ComputeState::Running, Status::Running(r)) => Some(r.socket_dir.clone()),
-                    _ => None,
-                });
-        let Some(socket_dir) = running else {
+        let Some((_, running)) = self.running().into_iter().find(|(k, _)| k == key) else {
             return Ok(None);
         };
         crate::checkpoint::checkpoint_if_behind(
             &key.to_string(),
-            &socket_dir,
+            &running.socket_dir,
             &self.inner.launch.secrets,
             min_wal_bytes,
             timeout,
