@@ -11,7 +11,7 @@
 //! - [`initdb()`]: a new cluster with offshoot's settings and internal role;
 //! - [`compute`]: one running postmaster ([`Compute`]);
 //! - [`supervisor`]: one compute per branch, started once, restarted after a crash.
-//! - [`checkpoint`]: a checkpoint asked of a running compute before its branch is copied;
+//! - [`checkpoint`]: a checkpoint asked of a running compute before its branch is copied.
 //! - [`handoff`]: the PostgreSQL module that takes a client socket over from the proxy.
 //!
 //! How PostgreSQL is run and why is written down in `docs/compute.md`.
