@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             allow_other: nix::unistd::geteuid().is_root(),
             fs_name: format!("offshoot:{name}"),
             classic: false,
+            ..Default::default()
         },
     )?;
     eprintln!(

@@ -25,7 +25,9 @@
 //! pagefs side alone, after those (e.g. `wal_sync_method=fdatasync` to
 //! compare with offshoot's own choice, or on both sides to compare like
 //! with like). `OFFSHOOT_BENCH_LOG_ZERO_CHUNK=BYTES` sets the page store's
-//! `log_zero_chunk_bytes` (0: no zero-filled tail). At the end both servers are killed
+//! `log_zero_chunk_bytes` (0: no zero-filled tail).
+//! `OFFSHOOT_BENCH_QUEUE_PRIORITY=normal` keeps the io_uring queue threads
+//! at normal priority (they run at real-time priority by default). At the end both servers are killed
 //! (SIGKILL) and started again, and the crash recovery of each (WAL
 //! replayed, seconds) is printed.
 
@@ -34,7 +36,7 @@ mod postgres;
 
 use std::path::{Path, PathBuf};
 
-use offshoot_pagefs::{mount, MountOptions};
+use offshoot_pagefs::{mount, MountOptions, QueuePriority};
 use offshoot_storage::{FileId, SetAttr, Store, StoreOptions};
 use postgres::{initdb, make_traversable, pg_owned_dir, Postgres, PG_GID, PG_UID};
 
@@ -240,6 +242,7 @@ fn main() {
             allow_other: true,
             fs_name: "offshoot:bench".into(),
             classic: std::env::var_os("OFFSHOOT_BENCH_CLASSIC").is_some(),
+            queue_priority: QueuePriority::from_env("OFFSHOOT_BENCH_QUEUE_PRIORITY"),
         },
     )
     .expect("mount");

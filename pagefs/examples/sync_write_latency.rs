@@ -104,6 +104,7 @@ fn pagefs_mount(store: &Store, name: &str, dir: &Path, classic: bool) -> Mount {
             allow_other: false,
             fs_name: format!("offshoot:{name}"),
             classic,
+            ..Default::default()
         },
     )
     .expect("mount")

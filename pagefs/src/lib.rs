@@ -22,4 +22,6 @@ pub use fs::{Negotiated, MAX_REQUEST};
 pub use metrics::MountMetrics;
 pub use mount::{mount, Mount, MountOptions, Transport};
 pub use stale::clean_stale_mounts;
-pub use uring::{kernel_offers as kernel_offers_uring, ENABLE_PARAMETER as URING_PARAMETER};
+pub use uring::{
+    kernel_offers as kernel_offers_uring, QueuePriority, ENABLE_PARAMETER as URING_PARAMETER,
+};

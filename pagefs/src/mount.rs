@@ -33,7 +33,7 @@ use offshoot_storage::Branch;
 use crate::fs::{Negotiated, PageFs};
 use crate::metrics::{Counters, MountMetrics};
 use crate::stale::lazy_unmount;
-use crate::uring::Rings;
+use crate::uring::{QueuePriority, Rings};
 use crate::PagefsError;
 
 /// Event-loop threads per mount: enough for every backend of a small
@@ -54,6 +54,8 @@ pub struct MountOptions {
     pub fs_name: String,
     /// Serve `/dev/fuse` only, even when the kernel offers io_uring queues.
     pub classic: bool,
+    /// How the io_uring queue threads are scheduled (real-time by default).
+    pub queue_priority: QueuePriority,
 }
 
 /// How the kernel's requests reach a mount.
@@ -61,8 +63,13 @@ pub struct MountOptions {
 pub enum Transport {
     /// Read from `/dev/fuse` by a pool of threads.
     DevFuse { threads: usize },
-    /// Per-CPU io_uring queues (`FUSE_OVER_IO_URING`).
-    IoUring { queues: usize, threads: usize },
+    /// Per-CPU io_uring queues (`FUSE_OVER_IO_URING`); `realtime`: every
+    /// queue thread runs at real-time priority (see [`QueuePriority`]).
+    IoUring {
+        queues: usize,
+        threads: usize,
+        realtime: bool,
+    },
 }
 
 /// A mounted branch, served on background threads until unmounted or dropped.
@@ -179,7 +186,7 @@ fn mount_once(
     if negotiated.io_uring {
         // Until every queue has an entry the kernel holds all requests,
         // so nothing may touch the mount before this.
-        match Rings::start(fuse, shared, acl) {
+        match Rings::start(fuse, shared, acl, opts.queue_priority) {
             Ok(rings) => mount.rings = Some(rings),
             Err(source) => {
                 drop(mount);
@@ -215,6 +222,7 @@ impl Mount {
             Some(rings) => Transport::IoUring {
                 queues: rings.queues(),
                 threads: rings.threads(),
+                realtime: rings.realtime(),
             },
             None => Transport::DevFuse { threads: THREADS },
         }

@@ -4,7 +4,8 @@
 //! takes a `write` and a `read`. A request is queued on the CPU it was made
 //! on; its queue's threads run wherever the scheduler puts them (pinned to
 //! the queue's CPU, a synchronous write took 13–17 µs longer: see
-//! docs/benchmarks.md, "Queue threads unpinned").
+//! docs/benchmarks.md, "Queue threads unpinned"), at real-time priority
+//! where the process may ask for it (`priority`).
 //!
 //! Once the kernel has granted `FUSE_OVER_IO_URING` at `FUSE_INIT`, it
 //! holds every request until each CPU's queue has an entry, then sends
@@ -19,7 +20,10 @@
 
 mod abi;
 mod cold;
+mod priority;
 mod queue;
+
+pub use priority::QueuePriority;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -46,6 +50,8 @@ pub(crate) struct Rings {
     threads: Vec<JoinHandle<()>>,
     cold: Arc<Cold>,
     queues: usize,
+    /// Every queue thread runs at real-time priority.
+    realtime: bool,
 }
 
 impl Rings {
@@ -53,7 +59,12 @@ impl Rings {
     /// served by `fs`. Fails if the kernel refused any; the caller must then
     /// not use this connection (the kernel may hold requests for queues
     /// that never filled).
-    pub(crate) fn start(fuse: OwnedFd, fs: PageFs, acl: SessionACL) -> io::Result<Rings> {
+    pub(crate) fn start(
+        fuse: OwnedFd,
+        fs: PageFs,
+        acl: SessionACL,
+        priority: QueuePriority,
+    ) -> io::Result<Rings> {
         let offered = fs
             .offered()
             .ok_or_else(|| io::Error::other("FUSE_INIT has not happened"))?;
@@ -76,24 +87,40 @@ impl Rings {
                 threads.push(
                     std::thread::Builder::new()
                         .name(format!("pagefs-q{queue}"))
-                        .spawn(move || queue::serve(raw, queue_id, fs, cold, registered))?,
+                        .spawn(move || {
+                            queue::serve(raw, queue_id, fs, cold, priority, registered)
+                        })?,
                 );
             }
         }
         drop(registered);
+        let mut realtime = 0;
         for _ in 0..threads.len() {
             match outcomes.recv() {
-                Ok(Ok(())) => {}
+                Ok(Ok(rt)) => realtime += usize::from(rt),
                 Ok(Err(err)) => return Err(err),
                 Err(_) => return Err(io::Error::other("a queue thread ended before registering")),
             }
         }
+        if priority == QueuePriority::RealTime && realtime < threads.len() {
+            tracing::info!(
+                realtime,
+                threads = threads.len(),
+                "io_uring queue threads not allowed real-time priority (needs CAP_SYS_NICE); serving at normal priority"
+            );
+        }
         Ok(Rings {
             _fuse: fuse,
+            realtime: realtime == threads.len(),
             threads,
             cold,
             queues,
         })
+    }
+
+    /// Whether every queue thread runs at real-time priority.
+    pub(crate) fn realtime(&self) -> bool {
+        self.realtime
     }
 
     /// Queue threads serving the mount.

@@ -1,10 +1,12 @@
 //! Mount lifecycle: unmount ends the mount, and `clean_stale_mounts` finds
-//! mounts (at paths /proc/mounts has to escape) that their owner abandoned.
-//! Needs root (mounts FUSE).
+//! mounts (at paths /proc/mounts has to escape) that their owner abandoned;
+//! the io_uring queue threads' scheduling class. Needs root (mounts FUSE).
 
 use std::path::Path;
 
-use offshoot_pagefs::{clean_stale_mounts, mount, MountOptions};
+use offshoot_pagefs::{
+    clean_stale_mounts, kernel_offers_uring, mount, MountOptions, QueuePriority, Transport,
+};
 use offshoot_storage::{Store, StoreOptions};
 
 fn mounted(path: &Path) -> bool {
@@ -28,6 +30,7 @@ fn fuse_unmount_and_clean_stale_mounts() {
         allow_other: false,
         fs_name: "offshoot:stale test".into(),
         classic: false,
+        ..Default::default()
     };
 
     // A plain unmount takes the mount away and returns.
@@ -62,4 +65,91 @@ fn fuse_unmount_and_clean_stale_mounts() {
     assert!(clean_stale_mounts(&mnt_dir)
         .expect("clean again")
         .is_empty());
+}
+
+/// This process's io_uring queue threads (named `pagefs-q<N>`) whose
+/// scheduling policy is `policy`.
+fn queue_threads_with_policy(policy: libc::c_int) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let tid: libc::pid_t = task.file_name().to_str()?.parse().ok()?;
+            // SAFETY: plain system call on a thread id; a thread that has
+            // gone since the listing answers -1, which matches no policy.
+            let current = unsafe { libc::sched_getscheduler(tid) };
+            (comm.starts_with("pagefs-q") && current == policy).then_some(())
+        })
+        .count()
+}
+
+#[test]
+fn fuse_uring_queue_threads_run_at_real_time_priority_unless_asked_not_to() {
+    if !kernel_offers_uring() {
+        eprintln!("skipped: the kernel does not offer FUSE over io_uring");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), StoreOptions::default()).expect("open store");
+    store.create_branch("main", None).expect("main");
+    let mount_with = |name: &str, queue_priority| {
+        let at = dir.path().join(name);
+        std::fs::create_dir(&at).expect("mkdir");
+        let opts = MountOptions {
+            fs_name: format!("offshoot:{name}"),
+            queue_priority,
+            ..Default::default()
+        };
+        mount(store.branch("main").expect("branch"), &at, opts).expect("mount")
+    };
+
+    // Other tests of this binary may hold mounts of their own (all at the
+    // default, real-time), so each check counts at least this mount's threads.
+    let realtime = mount_with("rt", QueuePriority::RealTime);
+    let Transport::IoUring {
+        threads,
+        realtime: all_realtime,
+        ..
+    } = realtime.transport()
+    else {
+        panic!(
+            "mounted on {:?} though the kernel offers io_uring",
+            realtime.transport()
+        );
+    };
+    assert!(
+        all_realtime,
+        "queue threads not at real-time priority (tests run as root)"
+    );
+    let fifo = queue_threads_with_policy(libc::SCHED_FIFO);
+    assert!(
+        fifo >= threads,
+        "{fifo} SCHED_FIFO queue threads, the mount has {threads}"
+    );
+
+    let normal = mount_with("normal", QueuePriority::Normal);
+    let Transport::IoUring {
+        threads,
+        realtime: all_realtime,
+        ..
+    } = normal.transport()
+    else {
+        panic!(
+            "mounted on {:?} though the kernel offers io_uring",
+            normal.transport()
+        );
+    };
+    assert!(
+        !all_realtime,
+        "a mount asked for normal priority reports real-time"
+    );
+    let other = queue_threads_with_policy(libc::SCHED_OTHER);
+    assert!(
+        other >= threads,
+        "{other} SCHED_OTHER queue threads, the mount has {threads}"
+    );
+
+    normal.unmount().expect("unmount normal");
+    realtime.unmount().expect("unmount rt");
 }

@@ -40,6 +40,7 @@ fn fixture_on(classic: bool) -> Fixture {
             allow_other: false,
             fs_name: "offshoot:test".into(),
             classic,
+            ..Default::default()
         },
     )
     .expect("mount");
@@ -523,7 +524,13 @@ fn fuse_both_transports_serve_reads_writes_syncs_and_names() {
         let fx = fixture_on(classic);
         let mnt = fx.mount.mountpoint().to_path_buf();
         match (classic, kernel_offers_uring(), fx.mount.transport()) {
-            (false, true, Transport::IoUring { queues, threads }) => {
+            (
+                false,
+                true,
+                Transport::IoUring {
+                    queues, threads, ..
+                },
+            ) => {
                 assert!(
                     queues >= 1 && threads >= queues,
                     "{queues} queues, {threads} threads"

@@ -54,6 +54,7 @@ fn mount_branch(store: &Store, name: &str, at: &Path) -> Mount {
             allow_other: true,
             fs_name: format!("offshoot:{name}"),
             classic: false,
+            ..Default::default()
         },
     )
     .expect("mount")

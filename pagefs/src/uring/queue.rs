@@ -16,6 +16,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 
 use super::abi::{self, HeaderBlock, IoArgs};
 use super::cold::Cold;
+use super::priority::{self, QueuePriority};
 use crate::fs::PageFs;
 use crate::MAX_REQUEST;
 
@@ -58,8 +59,16 @@ pub(crate) fn serve(
     queue: u16,
     fs: PageFs,
     cold: Arc<Cold>,
-    registered: Sender<io::Result<()>>,
+    priority: QueuePriority,
+    registered: Sender<io::Result<bool>>,
 ) {
+    let realtime = match priority::apply(priority) {
+        Ok(realtime) => realtime,
+        Err(err) => {
+            tracing::debug!(queue, %err, "queue thread stays at normal priority");
+            false
+        }
+    };
     let mut ring = match IoUring::<squeue::Entry128>::builder()
         .setup_single_issuer()
         .build(4)
@@ -103,7 +112,7 @@ pub(crate) fn serve(
         let _ = registered.send(Err(err));
         return;
     }
-    let _ = registered.send(Ok(()));
+    let _ = registered.send(Ok(realtime));
     loop {
         match ring.submit_and_wait(1) {
             Ok(_) => {}

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use offshoot_pagefs::{Mount, MountMetrics, MountOptions};
+use offshoot_pagefs::{Mount, MountMetrics, MountOptions, QueuePriority};
 use offshoot_storage::{Branch, BranchId};
 use parking_lot::Mutex;
 
@@ -114,6 +114,11 @@ fn add(sum: &mut MountMetrics, m: &MountMetrics) {
 /// (docs/pagefs.md, "Transport").
 pub const TRANSPORT_VAR: &str = "OFFSHOOT_FUSE_TRANSPORT";
 
+/// `OFFSHOOT_FUSE_QUEUE_PRIORITY=normal` in the daemon's environment keeps
+/// its mounts' io_uring queue threads at normal priority instead of
+/// real-time (docs/pagefs.md, "Threading model").
+pub const QUEUE_PRIORITY_VAR: &str = "OFFSHOOT_FUSE_QUEUE_PRIORITY";
+
 /// Mounts `branch` at `mountpoint` (creating the directory) on the blocking
 /// pool; `/proc/mounts` shows it as `offshoot:<name>`.
 pub async fn mount_branch(
@@ -128,6 +133,7 @@ pub async fn mount_branch(
         allow_other,
         fs_name: format!("offshoot:{name}"),
         classic: std::env::var_os(TRANSPORT_VAR).is_some_and(|v| v == "dev-fuse"),
+        queue_priority: QueuePriority::from_env(QUEUE_PRIORITY_VAR),
     };
     tokio::task::spawn_blocking(move || offshoot_pagefs::mount(branch, &mountpoint, opts))
         .await
