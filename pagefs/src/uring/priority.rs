@@ -13,8 +13,12 @@
 //! The threads cannot take CPUs from PostgreSQL for long: they only ever
 //! serve requests that PostgreSQL (or the kernel's writeback of its pages)
 //! made, and block in `io_uring_enter` when there are none; the kernel's
-//! real-time throttling (`sched_rt_runtime_us`) bounds them besides. Only
-//! a process with `CAP_SYS_NICE` (the daemon as root) may ask; without
+//! real-time throttling (`sched_rt_runtime_us`) bounds them besides. A
+//! thread a queue thread starts inherits its class: the page store's
+//! zero-fill of its open log (4 MiB of zeros and one flush, started by the
+//! flush that came near the zeroed end) runs at real-time priority when a
+//! queue thread started it, as it did in the measurements above. Only a
+//! process with `CAP_SYS_NICE` (the daemon as root) may ask; without
 //! it the threads stay at normal priority and the mount works as before.
 
 use std::io;
