@@ -4,11 +4,13 @@
 //! `WRITE` of its WAL, and to run again once the store's flush of that
 //! write has completed. Under a write load both CPUs of a small machine are
 //! busy with PostgreSQL's backends and pgbench, and at normal priority a
-//! woken queue thread waited 70–170 µs on average for a CPU (`perf sched
-//! latency`), about a third of what a commit then took. As the lowest
-//! real-time priority (`SCHED_FIFO` 1) it runs as soon as it is woken, and
-//! PostgreSQL's WAL write fell from 0.29–0.31 ms to 0.18–0.19 ms (see
-//! docs/benchmarks.md, "Queue threads at real-time priority").
+//! woken queue thread waited 68 µs and 168 µs on average (its two queues)
+//! for a CPU (`perf sched latency`), while PostgreSQL's WAL write took
+//! 0.28–0.31 ms. As the lowest real-time priority (`SCHED_FIFO` 1) it runs
+//! as soon as it is woken, and the WAL write fell to 0.18–0.19 ms in the
+//! pagefs harness; `offshoot bench`'s TPC-B throughput did not move beyond
+//! its spread (see docs/benchmarks.md, "Queue threads at real-time
+//! priority").
 //!
 //! The threads cannot take CPUs from PostgreSQL for long: they only ever
 //! serve requests that PostgreSQL (or the kernel's writeback of its pages)

@@ -116,7 +116,7 @@ pub const TRANSPORT_VAR: &str = "OFFSHOOT_FUSE_TRANSPORT";
 
 /// `OFFSHOOT_FUSE_QUEUE_PRIORITY=normal` in the daemon's environment keeps
 /// its mounts' io_uring queue threads at normal priority instead of
-/// real-time (docs/pagefs.md, "Threading model").
+/// real-time (docs/pagefs.md, "Transport").
 pub const QUEUE_PRIORITY_VAR: &str = "OFFSHOOT_FUSE_QUEUE_PRIORITY";
 
 /// Mounts `branch` at `mountpoint` (creating the directory) on the blocking
