@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use offshoot_pagefs::{
-    clean_stale_mounts, kernel_offers_uring, mount, MountOptions, QueuePriority, Transport,
+    clean_stale_mounts, kernel_offers_uring, mount, Mount, MountOptions, QueuePriority, Transport,
 };
 use offshoot_storage::{Store, StoreOptions};
 
@@ -84,6 +84,16 @@ fn queue_threads_with_policy(policy: libc::c_int) -> usize {
         .count()
 }
 
+/// A mount's io_uring queue threads, and whether all run at real-time priority.
+fn uring_threads(mount: &Mount) -> (usize, bool) {
+    match mount.transport() {
+        Transport::IoUring {
+            threads, realtime, ..
+        } => (threads, realtime),
+        other => panic!("mounted on {other:?} though the kernel offers io_uring"),
+    }
+}
+
 #[test]
 fn fuse_uring_queue_threads_run_at_real_time_priority_unless_asked_not_to() {
     if !kernel_offers_uring() {
@@ -107,17 +117,7 @@ fn fuse_uring_queue_threads_run_at_real_time_priority_unless_asked_not_to() {
     // Other tests of this binary may hold mounts of their own (all at the
     // default, real-time), so each check counts at least this mount's threads.
     let realtime = mount_with("rt", QueuePriority::RealTime);
-    let Transport::IoUring {
-        threads,
-        realtime: all_realtime,
-        ..
-    } = realtime.transport()
-    else {
-        panic!(
-            "mounted on {:?} though the kernel offers io_uring",
-            realtime.transport()
-        );
-    };
+    let (threads, all_realtime) = uring_threads(&realtime);
     assert!(
         all_realtime,
         "queue threads not at real-time priority (tests run as root)"
@@ -129,17 +129,7 @@ fn fuse_uring_queue_threads_run_at_real_time_priority_unless_asked_not_to() {
     );
 
     let normal = mount_with("normal", QueuePriority::Normal);
-    let Transport::IoUring {
-        threads,
-        realtime: all_realtime,
-        ..
-    } = normal.transport()
-    else {
-        panic!(
-            "mounted on {:?} though the kernel offers io_uring",
-            normal.transport()
-        );
-    };
+    let (threads, all_realtime) = uring_threads(&normal);
     assert!(
         !all_realtime,
         "a mount asked for normal priority reports real-time"
