@@ -12,10 +12,12 @@
 //! its spread (see docs/benchmarks.md, "Queue threads at real-time
 //! priority").
 //!
-//! The threads cannot take CPUs from PostgreSQL for long: they only ever
-//! serve requests that PostgreSQL (or the kernel's writeback of its pages)
-//! made, and block in `io_uring_enter` when there are none; the kernel's
-//! real-time throttling (`sched_rt_runtime_us`) bounds them besides. A
+//! Why the threads should not starve PostgreSQL (an argument, not a
+//! measurement of its own): they only ever serve requests that PostgreSQL
+//! (or the kernel's writeback of its pages) made, and block in
+//! `io_uring_enter` when there are none; the kernel's real-time throttling
+//! (`sched_rt_runtime_us`) bounds them besides. What was measured is that
+//! neither bench run on this change fell below the runs before it. A
 //! thread a queue thread starts inherits its class: the page store's
 //! zero-fill of its open log (4 MiB of zeros and one flush, started by the
 //! flush that came near the zeroed end) runs at real-time priority when a
