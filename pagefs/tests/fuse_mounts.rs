@@ -128,7 +128,19 @@ fn fuse_uring_queue_threads_run_at_real_time_priority_unless_asked_not_to() {
         "{fifo} SCHED_FIFO queue threads, the mount has {threads}"
     );
 
-    let normal = mount_with("normal", QueuePriority::Normal);
+    // Made from a real-time thread, whose class new threads inherit: the
+    // queue threads must still end up at normal priority.
+    let normal = std::thread::scope(|scope| {
+        let mounting = scope.spawn(|| {
+            let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: `sched_setscheduler` reads `param`, which lives for the
+            // call; pid 0 is the calling thread.
+            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+            assert_eq!(rc, 0, "cannot make the mounting thread real-time");
+            mount_with("normal", QueuePriority::Normal)
+        });
+        mounting.join().expect("mounting thread")
+    });
     let (threads, all_realtime) = uring_threads(&normal);
     assert!(
         !all_realtime,

@@ -52,17 +52,24 @@ impl QueuePriority {
 /// real-time priority.
 pub(crate) fn apply(priority: QueuePriority) -> io::Result<bool> {
     match priority {
-        QueuePriority::Normal => Ok(false),
-        QueuePriority::RealTime => {
-            let param = libc::sched_param { sched_priority: 1 };
-            // SAFETY: `sched_setscheduler` reads `param`, which lives for
-            // the call; pid 0 is the calling thread.
-            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-            if rc == 0 {
-                Ok(true)
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        }
+        // Set, not assumed: a thread inherits its class from the thread
+        // that started it, and a mount may be made from a real-time thread.
+        QueuePriority::Normal => set_class(libc::SCHED_OTHER, 0).map(|()| false),
+        QueuePriority::RealTime => set_class(libc::SCHED_FIFO, 1).map(|()| true),
+    }
+}
+
+/// Puts the calling thread in scheduling class `policy` at `priority`.
+fn set_class(policy: libc::c_int, priority: libc::c_int) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `sched_setscheduler` reads `param`, which lives for the
+    // call; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

@@ -65,7 +65,7 @@ pub(crate) fn serve(
     let realtime = match priority::apply(priority) {
         Ok(realtime) => realtime,
         Err(err) => {
-            tracing::debug!(queue, %err, "queue thread stays at normal priority");
+            tracing::debug!(queue, ?priority, %err, "queue thread keeps the scheduling class it was started with");
             false
         }
     };
