@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Does a branch slow down as TPC-B runs on it? (docs/benchmarks.md, "Where
+# commits wait", the second of the two things measured that evening.)
+#
+# usage: scripts/branch-drift.sh RUNS [HOME]
+#
+# Runs as root from the repository with a release build of `offshoot`.
+# Starts `offshoot up` on a fresh HOME (default /var/tmp/h, removed first),
+# loads `main` with `pgbench -i -s 68`, creates branch `b1`, wakes it, reads
+# its accounts table once, then runs RUNS TPC-B runs of 30 s (4 clients) on
+# b1's compute socket back to back. Each line: tps, then the store's layer
+# files, the page cache and the store's size after the run. Stops the
+# daemon at the end.
+set -euo pipefail
+runs=${1:?usage: scripts/branch-drift.sh RUNS [HOME]}
+home=${2:-/var/tmp/h}
+offshoot=./target/release/offshoot
+bin=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+rm -rf "$home" && mkdir -p "$home"
+setsid "$offshoot" up --home "$home" > "$home.daemon.log" 2>&1 &
+for _ in $(seq 60); do "$offshoot" --home "$home" status > /dev/null 2>&1 && break; sleep 1; done
+password=$(cat "$home/secrets/postgres.password")
+as_pg() { su postgres -c "PGPASSWORD='$password' $*"; }
+as_pg "$bin/pgbench -i -q -s 68 '$("$offshoot" --home "$home" connection-string main)'" > /dev/null 2>&1
+"$offshoot" --home "$home" branch create b1 --parent main
+as_pg "$bin/psql '$("$offshoot" --home "$home" connection-string b1)' -qAt -c 'select 1'" > /dev/null
+datadir=$(dirname "$(ls -t "$home"/mnt/*/postmaster.pid | head -1)")
+socket=$(sed -n 5p "$datadir/postmaster.pid")
+as_pg "$bin/psql -h $socket -qAt -c 'select count(*) from pgbench_accounts' postgres" > /dev/null
+for run in $(seq "$runs"); do
+  tps=$(as_pg "$bin/pgbench -n -h $socket -c 4 -j 2 -T 30 postgres" 2>&1 | awk '/^tps/{printf "%d", $3}')
+  layers=$(ls "$home/store" | grep -c '^layer-')
+  cached=$(awk '/^Cached:/{print int($2 / 1024)}' /proc/meminfo)
+  echo "run $run tps $tps layers $layers cachedMB $cached store $(du -sm "$home/store" | cut -f1)MB"
+done
+pkill -INT -f "offshoot up --home $home"
