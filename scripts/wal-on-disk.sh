@@ -12,12 +12,15 @@
 # Runs as root from the repository with a release build of the
 # `mount_branch` example (`cargo build --release -p offshoot-pagefs
 # --example mount_branch`). Uses /var/tmp/mb and /var/tmp/nat (removed first).
-set -u
-BIN=/usr/lib/postgresql/15/bin
+set -euo pipefail
+BIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 M=/var/tmp/mb; N=/var/tmp/nat
 ROUNDS=${1:-3}
 rm -rf $M $N; mkdir -p $M/mnt $M/wal $M/store $N; chown postgres $M $M/wal $N; chmod 755 $M
-(sleep 100000 | setsid ./target/release/examples/mount_branch $M/store $M/mnt > $M/mount.log 2>&1 &)
+# The example serves the mount until its stdin closes: hold a fifo open.
+mkfifo $M/stdin
+./target/release/examples/mount_branch $M/store $M/mnt < $M/stdin > $M/mount.log 2>&1 &
+exec 3> $M/stdin
 for i in $(seq 30); do mount | grep -q " $M/mnt " && break; sleep 0.5; done
 chown postgres $M/mnt; chmod 700 $M/mnt
 su postgres -c "$BIN/initdb -D $M/mnt/data --waldir=$M/wal -A trust -U postgres >/dev/null" || exit 1
@@ -34,4 +37,6 @@ for r in $(seq $ROUNDS); do
 done
 su postgres -c "$BIN/pg_ctl -D $M/mnt/data stop -m fast" >/dev/null
 su postgres -c "$BIN/pg_ctl -D $N/data stop -m fast" >/dev/null
-pkill -f "sleep 100000"; sleep 2; mount | grep -c " $M/mnt " 
+exec 3>&-
+wait
+mount | grep -c " $M/mnt " || true
