@@ -68,7 +68,7 @@ fn fuse_unmount_and_clean_stale_mounts() {
 }
 
 /// This process's io_uring queue threads (named `pagefs-q<N>`) whose
-/// scheduling policy is `policy`.
+/// scheduling policy is `policy` (with or without `SCHED_RESET_ON_FORK`).
 fn queue_threads_with_policy(policy: libc::c_int) -> usize {
     std::fs::read_dir("/proc/self/task")
         .expect("read /proc/self/task")
@@ -79,7 +79,8 @@ fn queue_threads_with_policy(policy: libc::c_int) -> usize {
             // SAFETY: plain system call on a thread id; a thread that has
             // gone since the listing answers -1, which matches no policy.
             let current = unsafe { libc::sched_getscheduler(tid) };
-            (comm.starts_with("pagefs-q") && current == policy).then_some(())
+            let class = current & !libc::SCHED_RESET_ON_FORK;
+            (comm.starts_with("pagefs-q") && current >= 0 && class == policy).then_some(())
         })
         .count()
 }
