@@ -17,18 +17,18 @@
 //! (or the kernel's writeback of its pages) made, and block in
 //! `io_uring_enter` when there are none; the kernel's real-time throttling
 //! (`sched_rt_runtime_us`) bounds them besides. What was measured is that
-//! none of the four bench runs on this change (TPC-B 89.0, 85.1, 85.7,
-//! 85.5% of native) fell below the spread of the runs before it
-//! (83.6–91.4%).
+//! none of the six bench runs on this change (TPC-B 89.0, 85.1, 85.7,
+//! 85.5, 89.8, 84.7% of native) fell below the spread of the runs before
+//! it (83.6–91.4%).
 //!
 //! The class is set with `SCHED_RESET_ON_FORK`: a thread that a queue
 //! thread starts runs at normal priority. The page store starts one from the
 //! flush that comes near its open log's zeroed end (the zero-fill: 4 MiB of
 //! zeros and a flush), and at real-time priority that thread would take a
 //! CPU from PostgreSQL's backends for work nobody waits on. (The bench runs
-//! before 5 December, evening, had it inherit the class.) Only a process
-//! with `CAP_SYS_NICE` (the daemon as root) may ask; without it the threads
-//! stay at normal priority and the mount works as before.
+//! up to bench-s1 of 5 December, night, had it inherit the class.) Only a
+//! process with `CAP_SYS_NICE` (the daemon as root) may ask; without it the
+//! threads stay at normal priority and the mount works as before.
 
 use std::io;
 
