@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Does a branch slow down as TPC-B runs on it? (docs/benchmarks.md, "Where
-# commits wait", the second of the two things measured that evening.)
+# commits wait", the second of the two things measured that evening; and,
+# with CHECKPOINT_AFTER, "Latest runs", night.)
 #
 # usage: scripts/branch-drift.sh RUNS [HOME]
 #
@@ -8,9 +9,11 @@
 # Starts `offshoot up` on a fresh HOME (default /var/tmp/h, removed first),
 # loads `main` with `pgbench -i -s 68`, creates branch `b1`, wakes it, reads
 # its accounts table once, then runs RUNS TPC-B runs of 30 s (4 clients) on
-# b1's compute socket back to back. Each line: tps, then the store's layer
-# files, the page cache and the store's size after the run. Stops the
-# daemon at the end.
+# b1's compute socket back to back. Each line: tps, the WAL the run wrote
+# per transaction, then the store's layer files, the page cache and the
+# store's size after the run. With CHECKPOINT_AFTER=N set, a CHECKPOINT
+# runs on b1 after run N (to see what a checkpoint's start does to the
+# runs after it). Stops the daemon at the end.
 set -euo pipefail
 runs=${1:?usage: scripts/branch-drift.sh RUNS [HOME]}
 home=${2:-/var/tmp/h}
@@ -27,10 +30,16 @@ as_pg "$bin/psql '$("$offshoot" --home "$home" connection-string b1)' -qAt -c 's
 datadir=$(dirname "$(ls -t "$home"/mnt/*/postmaster.pid | head -1)")
 socket=$(sed -n 5p "$datadir/postmaster.pid")
 as_pg "$bin/psql -h $socket -qAt -c 'select count(*) from pgbench_accounts' postgres" > /dev/null
+sql() { as_pg "$bin/psql -h $socket -qAt -c \"$1\" postgres"; }
 for run in $(seq "$runs"); do
-  tps=$(as_pg "$bin/pgbench -n -h $socket -c 4 -j 2 -T 30 postgres" 2>&1 | awk '/^tps/{printf "%d", $3}')
+  lsn=$(sql 'select pg_current_wal_lsn()')
+  txns=$(as_pg "$bin/pgbench -n -h $socket -c 4 -j 2 -T 30 postgres" 2>&1 \
+    | awk '/^number of transactions actually processed/{print $NF}')
+  tps=$((txns / 30))
+  wal=$(sql "select round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $txns)")
   layers=$(ls "$home/store" | grep -c '^layer-')
   cached=$(awk '/^Cached:/{print int($2 / 1024)}' /proc/meminfo)
-  echo "run $run tps $tps layers $layers cachedMB $cached store $(du -sm "$home/store" | cut -f1)MB"
+  echo "run $run tps $tps walB/txn $wal layers $layers cachedMB $cached store $(du -sm "$home/store" | cut -f1)MB"
+  if [ "$run" = "${CHECKPOINT_AFTER:-}" ]; then sql 'checkpoint' && echo "checkpoint"; fi
 done
 pkill -INT -f "offshoot up --home $home"
