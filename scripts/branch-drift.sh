@@ -11,9 +11,9 @@
 # its accounts table once, then runs RUNS TPC-B runs of 30 s (4 clients) on
 # b1's compute socket back to back. Each line: tps (transactions / 30 s),
 # the WAL the run wrote per transaction, then the store's layer files, the
-# page cache and the store's size after the run. With CHECKPOINT_AFTER=N set, a CHECKPOINT
-# runs on b1 after run N (to see what a checkpoint's start does to the
-# runs after it). Stops the daemon at the end.
+# page cache and the store's size after the run. With CHECKPOINT_AFTER=N
+# set, a CHECKPOINT runs on b1 after run N (to see what a checkpoint's
+# start does to the runs after it). Stops the daemon at the end.
 set -euo pipefail
 runs=${1:?usage: scripts/branch-drift.sh RUNS [HOME]}
 home=${2:-/var/tmp/h}
