@@ -13,7 +13,11 @@
 # the WAL the run wrote per transaction, then the store's layer files, the
 # page cache and the store's size after the run. With CHECKPOINT_AFTER=N
 # set, a CHECKPOINT runs on b1 after run N (to see what a checkpoint's
-# start does to the runs after it). Stops the daemon at the end.
+# start does to the runs after it). With NATIVE_BETWEEN=1, a plain
+# PostgreSQL cluster in HOME-native, loaded the same way, runs a TPC-B run
+# of 30 s before each of b1's (as `offshoot bench` alternates the sides),
+# and each line starts with its tps and WAL per transaction. Stops the
+# daemon (and the native cluster) at the end.
 set -euo pipefail
 runs=${1:?usage: scripts/branch-drift.sh RUNS [HOME]}
 home=${2:-/var/tmp/h}
@@ -30,16 +34,34 @@ as_pg "$bin/psql '$("$offshoot" --home "$home" connection-string b1)' -qAt -c 's
 datadir=$(dirname "$(ls -t "$home"/mnt/*/postmaster.pid | head -1)")
 socket=$(sed -n 5p "$datadir/postmaster.pid")
 as_pg "$bin/psql -h $socket -qAt -c 'select count(*) from pgbench_accounts' postgres" > /dev/null
+native=$home-native
+if [ -n "${NATIVE_BETWEEN:-}" ]; then
+  rm -rf "$native" && mkdir -p "$native" && chown postgres: "$native"
+  as_pg "$bin/initdb -q -U postgres -A trust -D $native/data" > /dev/null
+  as_pg "$bin/pg_ctl -w -s -D $native/data -l $native/log start \
+    -o \"-c listen_addresses='' -c unix_socket_directories=$native\""
+  as_pg "$bin/pgbench -i -q -s 68 -h $native postgres" > /dev/null 2>&1
+fi
+# One 30-s TPC-B run on the server whose socket directory is $1; prints its
+# tps (transactions / 30 s) and the WAL it wrote per transaction.
+tpcb() {
+  local sql="$bin/psql -h $1 -qAt -d postgres -c" lsn txns
+  lsn=$(as_pg "$sql 'select pg_current_wal_lsn()'")
+  txns=$(as_pg "$bin/pgbench -n -h $1 -c 4 -j 2 -T 30 postgres" 2>&1 \
+    | awk '/^number of transactions actually processed/{print $NF}')
+  echo "$((txns / 30)) $(as_pg "$sql \"select round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $txns)\"")"
+}
 sql() { as_pg "$bin/psql -h $socket -qAt -c \"$1\" postgres"; }
 for run in $(seq "$runs"); do
-  lsn=$(sql 'select pg_current_wal_lsn()')
-  txns=$(as_pg "$bin/pgbench -n -h $socket -c 4 -j 2 -T 30 postgres" 2>&1 \
-    | awk '/^number of transactions actually processed/{print $NF}')
-  tps=$((txns / 30))
-  wal=$(sql "select round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $txns)")
+  if [ -n "${NATIVE_BETWEEN:-}" ]; then
+    read -r ntps nwal < <(tpcb "$native")
+    echo -n "native tps $ntps walB/txn $nwal | "
+  fi
+  read -r tps wal < <(tpcb "$socket")
   layers=$(ls "$home/store" | grep -c '^layer-')
   cached=$(awk '/^Cached:/{print int($2 / 1024)}' /proc/meminfo)
   echo "run $run tps $tps walB/txn $wal layers $layers cachedMB $cached store $(du -sm "$home/store" | cut -f1)MB"
   if [ "$run" = "${CHECKPOINT_AFTER:-}" ]; then sql 'checkpoint' && echo "checkpoint"; fi
 done
+[ -z "${NATIVE_BETWEEN:-}" ] || as_pg "$bin/pg_ctl -s -D $native/data -m fast stop"
 pkill -INT -f "offshoot up --home $home"

@@ -197,8 +197,9 @@ fn disk_full_loses_no_acknowledged_commit() {
         r"FATAL:  terminating connection because of crash of another server process",
         // A line the full disk cut short: the compute supervisor ends it
         // with its cut mark before its next note (the restart note, or the
-        // next start's banner).
-        r"(FATAL|PANIC):  .* \[offshoot: line cut short\]$",
+        // next start's banner). The cut falls anywhere, right after the
+        // severity too ("FATAL: [offshoot: line cut short]").
+        r"(FATAL|PANIC):.* \[offshoot: line cut short\]$",
     ]);
     // The store's manifest took the failed write in its stride: a restart
     // finds both branches as they were acknowledged.
