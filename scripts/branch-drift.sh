@@ -24,7 +24,9 @@ home=${2:-/var/tmp/h}
 offshoot=./target/release/offshoot
 bin=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 rm -rf "$home" && mkdir -p "$home"
-setsid "$offshoot" up --home "$home" > "$home.daemon.log" 2>&1 &
+# Never stopped for idleness: runs on a compute's own socket are not
+# sessions the daemon counts.
+setsid "$offshoot" up --home "$home" --idle-timeout 0s > "$home.daemon.log" 2>&1 &
 for _ in $(seq 60); do "$offshoot" --home "$home" status > /dev/null 2>&1 && break; sleep 1; done
 password=$(cat "$home/secrets/postgres.password")
 as_pg() { su postgres -c "PGPASSWORD='$password' $*"; }
@@ -37,7 +39,7 @@ as_pg "$bin/psql -h $socket -qAt -c 'select count(*) from pgbench_accounts' post
 native=$home-native
 if [ -n "${NATIVE_BETWEEN:-}" ]; then
   rm -rf "$native" && mkdir -p "$native" && chown postgres: "$native"
-  as_pg "$bin/initdb -q -U postgres -A trust -D $native/data" > /dev/null
+  as_pg "$bin/initdb -U postgres -A trust -D $native/data" > /dev/null
   as_pg "$bin/pg_ctl -w -s -D $native/data -l $native/log start \
     -o \"-c listen_addresses='' -c unix_socket_directories=$native\""
   as_pg "$bin/pgbench -i -q -s 68 -h $native postgres" > /dev/null 2>&1
