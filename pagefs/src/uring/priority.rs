@@ -17,9 +17,9 @@
 //! (or the kernel's writeback of its pages) made, and block in
 //! `io_uring_enter` when there are none; the kernel's real-time throttling
 //! (`sched_rt_runtime_us`) bounds them besides. What was measured is that
-//! none of the six bench runs on this change (TPC-B 89.0, 85.1, 85.7,
-//! 85.5, 89.8, 84.7% of native) fell below the spread of the runs before
-//! it (83.6–91.4%).
+//! none of the six bench runs at 1 GiB on this change (TPC-B 89.0, 85.1,
+//! 85.7, 85.5, 89.8, 84.7% of native) fell below the spread of the runs
+//! before it (83.6–91.4%).
 //!
 //! The class is set with `SCHED_RESET_ON_FORK`: a thread that a queue
 //! thread starts runs at normal priority. The page store starts one from the
