@@ -35,7 +35,9 @@ as_pg "$bin/pgbench -i -q -s 68 '$("$offshoot" --home "$home" connection-string 
 as_pg "$bin/psql '$("$offshoot" --home "$home" connection-string b1)' -qAt -c 'select 1'" > /dev/null
 datadir=$(dirname "$(ls -t "$home"/mnt/*/postmaster.pid | head -1)")
 socket=$(sed -n 5p "$datadir/postmaster.pid")
-as_pg "$bin/psql -h $socket -qAt -c 'select count(*) from pgbench_accounts' postgres" > /dev/null
+# Runs SQL $2 on the server whose socket directory is $1.
+psql_at() { as_pg "$bin/psql -h $1 -qAt -d postgres -c \"$2\""; }
+psql_at "$socket" 'select count(*) from pgbench_accounts' > /dev/null
 native=$home-native
 if [ -n "${NATIVE_BETWEEN:-}" ]; then
   rm -rf "$native" && mkdir -p "$native" && chown postgres: "$native"
@@ -47,13 +49,12 @@ fi
 # One 30-s TPC-B run on the server whose socket directory is $1; prints its
 # tps (transactions / 30 s) and the WAL it wrote per transaction.
 tpcb() {
-  local sql="$bin/psql -h $1 -qAt -d postgres -c" lsn txns
-  lsn=$(as_pg "$sql 'select pg_current_wal_lsn()'")
+  local lsn txns
+  lsn=$(psql_at "$1" 'select pg_current_wal_lsn()')
   txns=$(as_pg "$bin/pgbench -n -h $1 -c 4 -j 2 -T 30 postgres" 2>&1 \
     | awk '/^number of transactions actually processed/{print $NF}')
-  echo "$((txns / 30)) $(as_pg "$sql \"select round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $txns)\"")"
+  echo "$((txns / 30)) $(psql_at "$1" "select round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $txns)")"
 }
-sql() { as_pg "$bin/psql -h $socket -qAt -c \"$1\" postgres"; }
 for run in $(seq "$runs"); do
   if [ -n "${NATIVE_BETWEEN:-}" ]; then
     read -r ntps nwal < <(tpcb "$native")
@@ -63,7 +64,7 @@ for run in $(seq "$runs"); do
   layers=$(ls "$home/store" | grep -c '^layer-')
   cached=$(awk '/^Cached:/{print int($2 / 1024)}' /proc/meminfo)
   echo "run $run tps $tps walB/txn $wal layers $layers cachedMB $cached store $(du -sm "$home/store" | cut -f1)MB"
-  if [ "$run" = "${CHECKPOINT_AFTER:-}" ]; then sql 'checkpoint' && echo "checkpoint"; fi
+  if [ "$run" = "${CHECKPOINT_AFTER:-}" ]; then psql_at "$socket" checkpoint && echo "checkpoint"; fi
 done
 [ -z "${NATIVE_BETWEEN:-}" ] || as_pg "$bin/pg_ctl -s -D $native/data -m fast stop"
 pkill -INT -f "offshoot up --home $home"

@@ -23,7 +23,7 @@ mkfifo $M/stdin
 exec 3> $M/stdin
 for i in $(seq 30); do mount | grep -q " $M/mnt " && break; sleep 0.5; done
 chown postgres $M/mnt; chmod 700 $M/mnt
-su postgres -c "$BIN/initdb -D $M/mnt/data --waldir=$M/wal -A trust -U postgres >/dev/null" || exit 1
+su postgres -c "$BIN/initdb -D $M/mnt/data --waldir=$M/wal -A trust -U postgres >/dev/null"
 su postgres -c "$BIN/initdb -D $N/data -A trust -U postgres >/dev/null"
 su postgres -c "$BIN/pg_ctl -D $N/data -o '-c listen_addresses= -c unix_socket_directories=$N -c port=5499' -l $N/log start >/dev/null"
 su postgres -c "$BIN/pg_ctl -D $M/mnt/data -o '-c listen_addresses= -c unix_socket_directories=$M -c port=5498' -l $M/pg.log start >/dev/null"
