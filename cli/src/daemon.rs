@@ -22,6 +22,7 @@ mod orphans;
 mod reapers;
 pub mod router;
 pub mod runtime;
+mod wal;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -158,6 +159,7 @@ impl Daemon {
         for path in stale {
             tracing::info!(path = %path.display(), "removed a temporary file left by an earlier daemon");
         }
+        wal::expose(&home)?;
         if std::path::Path::new(offshoot_pagefs::URING_PARAMETER).exists()
             && !offshoot_pagefs::kernel_offers_uring()
         {
@@ -180,6 +182,8 @@ impl Daemon {
             internal_password: secrets.internal_password.clone(),
         };
         init::initialise(&home, &store, &bins, &run_as, &compute_secrets).await?;
+        let live: Vec<_> = store.branches().iter().map(|b| b.id).collect();
+        wal::remove_orphans(&home, &live);
 
         let proxy_listener = TcpListener::bind(opts.listen)
             .await
@@ -327,6 +331,7 @@ impl Daemon {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         self.control.runtime().shutdown().await;
+        wal::unexpose(self.control.home());
         if let Err(e) = DaemonInfo::remove(&self.control.home().daemon_json()) {
             tracing::warn!(error = %e, "removing daemon.json");
         }

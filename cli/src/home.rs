@@ -7,11 +7,13 @@
 //! $OFFSHOOT_HOME/
 //!   store/                 the page store
 //!   logs/<branch-id>.log   PostgreSQL log per branch
+//!   wal/<branch-id>/       the branch's WAL, beside the page store (its pg_wal links here)
 //!   secrets/               0700: postgres.password, internal.password, api.token (0600)
 //!   daemon.json            the running daemon's pid, addresses and version
 //!
 //! <runtime root>/          the home itself, or /run/offshoot/<hash> (see below)
 //!   mnt/<branch-id>/       FUSE mount point per branch (by id: names can be renamed)
+//!   wal/                   the home's wal/ (a bind mount when the runtime root is not the home)
 //!   run/<branch-id>/       socket directory per running compute, and pg_hba.conf
 //!   work/                  scratch space for tools (initdb's password file)
 //! ```
@@ -130,6 +132,23 @@ impl Home {
     pub fn work_dir(&self) -> PathBuf {
         self.runtime.join("work")
     }
+    /// The branches' WAL directories, in the home.
+    pub fn wal_root(&self) -> PathBuf {
+        self.root.join("wal")
+    }
+    /// The same directory where PostgreSQL reaches it: the home's, or a bind
+    /// mount of it under the runtime root.
+    pub fn wal_root_for_postgres(&self) -> PathBuf {
+        self.runtime.join("wal")
+    }
+    /// A branch's WAL directory, in the home.
+    pub fn wal_dir(&self, id: BranchId) -> PathBuf {
+        self.wal_root().join(id.0.to_string())
+    }
+    /// Where a branch's `pg_wal` link points.
+    pub fn wal_link_target(&self, id: BranchId) -> PathBuf {
+        self.wal_root_for_postgres().join(id.0.to_string())
+    }
     /// The FUSE mount point of a branch.
     pub fn mountpoint(&self, id: BranchId) -> PathBuf {
         self.mnt_dir().join(id.0.to_string())
@@ -161,7 +180,15 @@ impl Home {
             }
             traversable.push(self.runtime.clone());
         }
-        traversable.extend([self.mnt_dir(), self.run_dir(), self.work_dir()]);
+        traversable.extend([
+            self.mnt_dir(),
+            self.run_dir(),
+            self.work_dir(),
+            self.wal_root(),
+        ]);
+        if self.runtime != self.root {
+            traversable.push(self.wal_root_for_postgres());
+        }
         for dir in traversable.iter().chain(&private) {
             std::fs::create_dir_all(dir).map_err(|e| HomeError::io("create", dir, e))?;
         }

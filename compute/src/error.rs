@@ -84,6 +84,10 @@ pub enum ComputeError {
     #[error("checkpoint of {name}: {reason}")]
     Checkpoint { name: String, reason: String },
 
+    /// A branch's WAL directory is not in a state offshoot can use.
+    #[error("WAL directory {path}: {reason}")]
+    BadWalDir { path: PathBuf, reason: String },
+
     /// The supervisor has been shut down and starts nothing more.
     #[error("the compute supervisor is shut down")]
     ShutDown,

@@ -28,11 +28,13 @@ use crate::INTERNAL_ROLE;
 /// pagefs mount) as `run_as`, with SCRAM, creates the `postgres` superuser
 /// with its password and [`INTERNAL_ROLE`], and writes offshoot's settings
 /// into `postgresql.conf`. `work_dir` holds a temporary password file and must
-/// be traversable by `run_as`.
+/// be traversable by `run_as`. With `waldir`, the WAL goes there and
+/// `pg_wal` is a link to it ([`crate::wal_dir`]).
 pub async fn initdb(
     bins: &PgBinaries,
     run_as: &RunAs,
     datadir: &Path,
+    waldir: Option<&Path>,
     secrets: &Secrets,
     work_dir: &Path,
 ) -> Result<(), ComputeError> {
@@ -40,6 +42,10 @@ pub async fn initdb(
     require_absolute(work_dir, "the work directory")?;
     let started = std::time::Instant::now();
     prepare_datadir(datadir, run_as)?;
+    if let Some(waldir) = waldir {
+        require_absolute(waldir, "the WAL directory")?;
+        prepare_datadir(waldir, run_as)?;
+    }
 
     let pwfile = PasswordFile::create(work_dir, &secrets.postgres_password, run_as)?;
     let mut cmd = command_as(&bins.tool("initdb"), run_as, Path::new("/"));
@@ -52,6 +58,9 @@ pub async fn initdb(
         .arg(format!("--locale={}", config::initdb_locale()))
         .arg("--no-instructions")
         .stdin(Stdio::null());
+    if let Some(waldir) = waldir {
+        cmd.arg(format!("--waldir={}", waldir.display()));
+    }
     let out = tokio::process::Command::from(cmd)
         .output()
         .await
@@ -72,7 +81,7 @@ pub async fn initdb(
 }
 
 fn prepare_datadir(datadir: &Path, run_as: &RunAs) -> Result<(), ComputeError> {
-    let what = || format!("prepare data directory {}", datadir.display());
+    let what = || format!("prepare directory {}", datadir.display());
     fs::create_dir_all(datadir).map_err(|e| ComputeError::io(what(), e))?;
     chown_to(datadir, run_as)?;
     fs::set_permissions(datadir, fs::Permissions::from_mode(0o700))

@@ -13,6 +13,8 @@
 //! - [`supervisor`]: one compute per branch, started once, restarted after a crash.
 //! - [`checkpoint`]: a checkpoint asked of a running compute before its branch is copied.
 //! - [`handoff`]: the PostgreSQL module that takes a client socket over from the proxy.
+//! - [`wal_dir`]: a branch's WAL directory beside the page store, shared with
+//!   its children at create.
 //!
 //! How PostgreSQL is run and why is written down in `docs/compute.md`.
 
@@ -29,6 +31,7 @@ mod replace_file;
 pub mod run_as;
 pub mod secrets;
 pub mod supervisor;
+pub mod wal_dir;
 
 pub use binaries::{DiscoverySources, PgBinaries, PgVersion};
 pub use checkpoint::CheckpointOutcome;
@@ -39,6 +42,7 @@ pub use replace_file::remove_stale_temporaries;
 pub use run_as::RunAs;
 pub use secrets::Secrets;
 pub use supervisor::{ComputeState, RunningCompute, Supervisor, SupervisorOptions};
+pub use wal_dir::{complete_pending, WalSnapshot};
 
 /// The role offshoot itself uses over the private socket (readiness probes,
 /// maintenance). A superuser; the proxy refuses it.

@@ -212,6 +212,11 @@ where
         }
     }
 
+    /// The OS user the computes run as.
+    pub fn run_as(&self) -> &RunAs {
+        &self.inner.launch.run_as
+    }
+
     fn slots(&self) -> MutexGuard<'_, HashMap<K, Slot>> {
         // A panic while holding this lock leaves the map consistent (every
         // critical section is a single insert or read), so poisoning is ignored.

@@ -92,6 +92,32 @@ fn branch_under_load() {
     assert_invariant(&d, "main");
 }
 
+/// A branch of a branch that has never started takes over the WAL its
+/// parent got at create (cut, not yet its own); each then starts on a WAL
+/// of its own, and neither sees the other's writes or main's later ones.
+#[test]
+fn branch_of_a_branch_never_started() {
+    let d = Daemon::start();
+    d.psql(
+        "main",
+        "create table t (v int); insert into t select generate_series(1, 100)",
+    );
+    d.create_branch("idle", Some("main"));
+    d.psql("main", "insert into t values (1000)");
+    d.create_branch("idlekid", Some("idle"));
+
+    assert_eq!(d.psql("idlekid", "select count(*) from t"), "100");
+    d.psql("idlekid", "insert into t values (-1)");
+    assert_eq!(d.psql("idle", "select count(*) from t"), "100");
+    d.psql("idle", "insert into t values (-2), (-3)");
+    assert_eq!(
+        d.psql("idlekid", "select count(*), min(v) from t"),
+        "101|-1"
+    );
+    assert_eq!(d.psql("idle", "select count(*), min(v) from t"), "102|-3");
+    assert_eq!(d.psql("main", "select count(*), max(v) from t"), "101|1000");
+}
+
 #[test]
 fn drop_and_gc() {
     let d = Daemon::start();

@@ -24,8 +24,14 @@ pub use error::ControlError;
 
 use super::names;
 use super::runtime::Runtime;
+use super::wal;
 use crate::api::types::{Branch, CreateBranchRequest};
 use crate::home::Home;
+
+/// An error of the WAL directories, which the caller cannot mend.
+fn internal(e: anyhow::Error) -> ControlError {
+    ControlError::Internal(format!("{e:#}"))
+}
 
 /// The parent of a branch created without one.
 pub const DEFAULT_PARENT: &str = "main";
@@ -115,11 +121,23 @@ impl Control {
         name: &str,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ControlError> {
+        let owned = name.to_string();
+        self.blocking_control(name, move |store| {
+            f(store).map_err(|e| ControlError::from_store(&owned, e))
+        })
+        .await
+    }
+
+    /// [`Self::blocking`] for a change that also does more than the store's.
+    async fn blocking_control<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Store) -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ControlError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| ControlError::Internal(format!("branch {name:?}: store task: {e}")))?
-            .map_err(|e| ControlError::from_store(name, e))
     }
 
     /// Every branch, sorted by name.
@@ -195,9 +213,28 @@ impl Control {
             annotations.insert(view::PROTECTED.to_string(), "true".to_string());
         }
         let (name, parent_name) = (req.name.clone(), parent.to_string());
+        let (home, run_as, parent_id) = (
+            self.home.clone(),
+            self.runtime.run_as().clone(),
+            parent_info.id,
+        );
         let info = self
-            .blocking(&req.name, move |store| {
-                store.create_branch_annotated(&name, Some(&parent_name), annotations)
+            .blocking_control(&req.name, move |store| {
+                // The WAL is cut after the store's create, so that it holds
+                // what every page of the store's copy was written after.
+                let wal = wal::begin_copy(&home, parent_id, &run_as).map_err(internal)?;
+                let info = store
+                    .create_branch_annotated(&name, Some(&parent_name), annotations)
+                    .map_err(|e| ControlError::from_store(&name, e))?;
+                if let Some(wal) = wal {
+                    if let Err(e) = wal::finish_copy(&home, wal, info.id) {
+                        if let Err(drop) = store.drop_branch(&name) {
+                            tracing::error!(branch = %name, error = %drop, "dropping a branch whose WAL could not be made");
+                        }
+                        return Err(internal(e));
+                    }
+                }
+                Ok(info)
             })
             .await?;
         tracing::info!(branch = %req.name, parent, id = info.id.0, "branch created");
@@ -222,6 +259,7 @@ impl Control {
             })
             .await;
         dropped?;
+        wal::remove(&self.home, info.id);
         self.runtime.forget(info.id);
         for dir in [self.home.mountpoint(info.id), self.home.socket_dir(info.id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -265,11 +303,22 @@ impl Control {
             None => {}
         }
         let (owned, new_parent) = (name.to_string(), parent.map(str::to_string));
+        let source = parent.or(info.parent.as_deref()).unwrap_or_default();
+        let source_id = self.info(source)?.id;
+        let (home, run_as, id) = (self.home.clone(), self.runtime.run_as().clone(), info.id);
         let (was_running, result) = self
             .runtime
             .while_stopped(info.id, || {
-                self.blocking(name, move |store| {
-                    store.reset_branch(&owned, new_parent.as_deref())
+                self.blocking_control(name, move |store| {
+                    let wal = wal::begin_copy(&home, source_id, &run_as).map_err(internal)?;
+                    store
+                        .reset_branch(&owned, new_parent.as_deref())
+                        .map_err(|e| ControlError::from_store(&owned, e))?;
+                    wal::remove(&home, id);
+                    if let Some(wal) = wal {
+                        wal::finish_copy(&home, wal, id).map_err(internal)?;
+                    }
+                    Ok(())
                 })
             })
             .await;

@@ -4,7 +4,7 @@
 //! Steps: create `main` in the store; make its root directory owned by the
 //! PostgreSQL user with mode 0700 (PostgreSQL checks both); mount it; run
 //! initdb into the mount (as the PostgreSQL user, with SCRAM and the
-//! passwords from `secrets/`); unmount; sync; protect `main`; and only then
+//! passwords from `secrets/`, its WAL in `wal/<id>` beside the store); unmount; sync; protect `main`; and only then
 //! write the `initialised` marker. A first use that died half-way leaves no
 //! marker, so the next start drops the half-made `main` and starts over.
 
@@ -55,13 +55,23 @@ pub async fn initialise(
         .context("set the owner of main's root directory")?;
     branch.sync().context("sync main")?;
 
+    // The WAL goes beside the page store (docs/compute.md).
+    super::wal::remove(home, info.id);
+    let waldir = home.wal_link_target(info.id);
     let mountpoint = home.mountpoint(info.id);
     let allow_other = nix::unistd::geteuid().is_root();
     let mount = mount_branch(branch, ROOT_BRANCH, mountpoint.clone(), allow_other)
         .await
         .map_err(|e| anyhow::anyhow!("mount main: {e}"))?;
-    let result =
-        offshoot_compute::initdb(bins, run_as, &mountpoint, secrets, &home.work_dir()).await;
+    let result = offshoot_compute::initdb(
+        bins,
+        run_as,
+        &mountpoint,
+        Some(&waldir),
+        secrets,
+        &home.work_dir(),
+    )
+    .await;
     unmount(mount).await;
     result.context("initdb into main")?;
 

@@ -40,6 +40,7 @@ use tracing::Instrument as _;
 pub use lease::Lease;
 pub use mounts::{mount_branch, unmount};
 
+use super::wal;
 use crate::api::types::ComputeState;
 use crate::home::Home;
 use mounts::Mounts;
@@ -122,6 +123,11 @@ impl Runtime {
     }
 
     /// The compute state of a branch as the API shows it.
+    /// The OS user the computes run as.
+    pub fn run_as(&self) -> &offshoot_compute::RunAs {
+        self.supervisor.run_as()
+    }
+
     pub fn state(&self, id: BranchId) -> ComputeState {
         self.supervisor.state(&id)
     }
@@ -192,11 +198,26 @@ impl Runtime {
         let start = {
             let (home, mounts, store) =
                 (self.home.clone(), self.mounts.clone(), self.store.clone());
+            let run_as = self.supervisor.run_as().clone();
             let name = name.to_string();
             move || async move {
                 let datadir = home.mountpoint(id);
                 let mounting = Instant::now();
                 let was_mounted = mounts.is_mounted(id);
+                let settings = {
+                    let (home, store, branch_name) = (home.clone(), store.clone(), name.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let branch = store.branch(&branch_name)?;
+                        wal::prepare_start(&home, &branch, id, &run_as, was_mounted)
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("WAL task: {e}"))
+                    .and_then(|r| r)
+                    .map_err(|e| ComputeError::Io {
+                        what: format!("prepare the WAL of branch {name:?}"),
+                        source: std::io::Error::other(format!("{e:#}")),
+                    })?
+                };
                 mounts
                     .ensure(
                         id,
@@ -221,7 +242,7 @@ impl Runtime {
                     socket_dir: home.socket_dir(id),
                     hba_file: home.hba_file(),
                     log_file: home.log_file(id),
-                    settings: Vec::new(),
+                    settings,
                     name,
                 })
             }

@@ -67,6 +67,7 @@ impl TestEnv {
             &self.bins,
             &self.run_as,
             &spec.datadir,
+            None,
             &self.secrets,
             &self.root,
         )
