@@ -59,7 +59,18 @@ impl WalSnapshot {
             fs::remove_dir_all(&staging)
                 .map_err(|e| ComputeError::io(format!("remove {}", staging.display()), e))?;
         }
-        for dir in [staging.clone(), staging.join("archive_status")] {
+        // The parent's subdirectories, empty (`archive_status`, and
+        // `summaries` from PostgreSQL 17 on): their files are the parent's.
+        let mut dirs = vec![staging.clone(), staging.join("archive_status")];
+        let entries = fs::read_dir(parent)
+            .map_err(|e| ComputeError::io(format!("list {}", parent.display()), e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && name != "archive_status" {
+                dirs.push(staging.join(name));
+            }
+        }
+        for dir in dirs {
             fs::create_dir(&dir)
                 .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)))
                 .map_err(|e| ComputeError::io(format!("create {}", dir.display()), e))?;

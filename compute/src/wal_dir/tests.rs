@@ -67,6 +67,12 @@ fn ino(path: &Path) -> u64 {
 fn parent_with_three_segments(root: &Path) -> std::path::PathBuf {
     let parent = root.join("parent");
     fs::create_dir_all(parent.join("archive_status")).unwrap();
+    fs::create_dir_all(parent.join("summaries")).unwrap();
+    fs::write(
+        parent.join("archive_status").join(format!("{SEG1}.done")),
+        b"",
+    )
+    .unwrap();
     make_segment(&parent, SEG1, SEGMENT_PAGES, 10);
     make_segment(&parent, SEG2, 4, 50);
     make_segment(&parent, SEG3, 0, 0);
@@ -107,6 +113,14 @@ fn the_child_keeps_the_wal_written_before_the_create_and_nothing_after() {
         "a segment not written at the create is not the child's"
     );
     assert!(child.join("archive_status").is_dir());
+    assert!(
+        child.join("summaries").is_dir(),
+        "the parent's subdirectories, empty"
+    );
+    assert_eq!(
+        fs::read_dir(child.join("archive_status")).unwrap().count(),
+        0
+    );
     for leftover in [CUT_MARKER, CUT_SOURCE, CUT_PAGE] {
         assert!(!child.join(leftover).exists(), "{leftover} left behind");
     }
