@@ -21,7 +21,7 @@
 //!
 //! The segment in use is not shared: the child gets a hard link to it as its
 //! *source*, the cut (the offset of the last written page) and a copy of that
-//! last page as it was at the create. At the child's first start,
+//! last page as it was at the create, in one marker file. At the child's first start,
 //! [`complete_pending`] builds the child's own segment from the source's bytes
 //! below the cut and the saved page. Whatever the parent writes after the
 //! create lands above the cut or in that last page after it was saved, so
@@ -39,12 +39,11 @@ pub use snapshot::WalSnapshot;
 pub const LINK_NAME: &str = "pg_wal";
 
 /// The marker of a WAL directory whose segment in use is still to be built:
-/// one line, `SEGMENT CUT`.
+/// a line `SEGMENT CUT`, then the segment's last written page as it was at
+/// the create (one file, one flush).
 const CUT_MARKER: &str = "offshoot-cut";
 /// A hard link to the parent's segment that was in use at the create.
 const CUT_SOURCE: &str = "offshoot-cut.source";
-/// The last written page of that segment, as it was at the create.
-const CUT_PAGE: &str = "offshoot-cut.page";
 
 /// Per-start settings of a compute whose WAL is beside the page store.
 pub fn settings() -> Vec<(String, String)> {
@@ -75,7 +74,7 @@ fn is_shared_name(name: &str) -> bool {
     is_segment_name(name)
         || name.ends_with(".history")
         || name.ends_with(".backup")
-        || matches!(name, CUT_MARKER | CUT_SOURCE | CUT_PAGE)
+        || matches!(name, CUT_MARKER | CUT_SOURCE)
 }
 
 #[cfg(test)]

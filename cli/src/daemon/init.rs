@@ -4,8 +4,9 @@
 //! Steps: create `main` in the store; make its root directory owned by the
 //! PostgreSQL user with mode 0700 (PostgreSQL checks both); mount it; run
 //! initdb into the mount (as the PostgreSQL user, with SCRAM and the
-//! passwords from `secrets/`, its WAL in `wal/<id>` beside the store); unmount; sync; protect `main`; and only then
-//! write the `initialised` marker. A first use that died half-way leaves no
+//! passwords from `secrets/`, its WAL in `wal/<id>` beside the store);
+//! unmount; sync; protect `main`; and only then write the `initialised`
+//! marker. A first use that died half-way leaves no
 //! marker, so the next start drops the half-made `main` and starts over.
 
 use anyhow::Context as _;

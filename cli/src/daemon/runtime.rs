@@ -122,12 +122,12 @@ impl Runtime {
             .clone()
     }
 
-    /// The compute state of a branch as the API shows it.
     /// The OS user the computes run as.
     pub fn run_as(&self) -> &offshoot_compute::RunAs {
         self.supervisor.run_as()
     }
 
+    /// The compute state of a branch as the API shows it.
     pub fn state(&self, id: BranchId) -> ComputeState {
         self.supervisor.state(&id)
     }

@@ -1,6 +1,6 @@
 //! Completing a child's WAL directory before its first start: its own copy
 //! of the segment that was in use at the create, built from the parent's
-//! bytes below the cut and the page saved at the create.
+//! bytes below the cut and the page its marker saved at the create.
 //!
 //! Crash-safe and idempotent: the segment is built under a temporary name,
 //! made durable and renamed into place; the marker goes last. A completion
@@ -10,10 +10,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::snapshot::sync_dir;
-use super::{is_segment_name, CUT_MARKER, CUT_PAGE, CUT_SOURCE};
+use super::{is_segment_name, CUT_MARKER, CUT_SOURCE};
 use crate::error::ComputeError;
 use crate::process::chown_to;
 use crate::run_as::RunAs;
@@ -22,24 +22,19 @@ use crate::run_as::RunAs;
 /// Returns `false` when nothing was pending.
 pub fn complete_pending(dir: &Path, run_as: &RunAs) -> Result<bool, ComputeError> {
     let marker = dir.join(CUT_MARKER);
-    let text = match fs::read_to_string(&marker) {
-        Ok(text) => text,
+    let source_path = dir.join(CUT_SOURCE);
+    let bytes = match fs::read(&marker) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // A completion that removed its marker and then stopped.
-            for leftover in [CUT_SOURCE, CUT_PAGE] {
-                remove_if_present(&dir.join(leftover))?;
-            }
+            remove_if_present(&source_path)?;
             return Ok(false);
         }
         Err(e) => return Err(ComputeError::io(format!("read {}", marker.display()), e)),
     };
-    let (segment, cut) = parse_marker(&text, &marker)?;
-    let source_path = dir.join(CUT_SOURCE);
-    let page_path = dir.join(CUT_PAGE);
+    let (segment, cut, page) = parse_marker(&bytes, &marker)?;
     let mut source = File::open(&source_path)
         .map_err(|e| ComputeError::io(format!("open {}", source_path.display()), e))?;
-    let page = fs::read(&page_path)
-        .map_err(|e| ComputeError::io(format!("read {}", page_path.display()), e))?;
     let len = source
         .metadata()
         .map_err(|e| ComputeError::io(format!("stat {}", source_path.display()), e))?
@@ -64,7 +59,7 @@ pub fn complete_pending(dir: &Path, run_as: &RunAs) -> Result<bool, ComputeError
     // Copied by the kernel (`copy_file_range`) where the file system can.
     std::io::copy(&mut (&mut source).take(cut), &mut out)
         .map_err(|e| ComputeError::io(what("copy into"), e))?;
-    out.write_all_at(&page, cut)
+    out.write_all_at(page, cut)
         .and_then(|()| out.set_len(len))
         .and_then(|()| out.sync_all())
         .map_err(|e| ComputeError::io(what("write"), e))?;
@@ -75,28 +70,39 @@ pub fn complete_pending(dir: &Path, run_as: &RunAs) -> Result<bool, ComputeError
     fs::remove_file(&marker)
         .map_err(|e| ComputeError::io(format!("remove {}", marker.display()), e))?;
     sync_dir(dir)?;
-    for leftover in [source_path, page_path] {
-        remove_if_present(&leftover)?;
-    }
+    remove_if_present(&source_path)?;
     Ok(true)
 }
 
-/// The segment name and cut offset of a marker's text.
-pub(super) fn parse_marker(text: &str, path: &Path) -> Result<(String, u64), ComputeError> {
-    let mut words = text.split_whitespace();
+/// The segment name, cut offset and saved page of a marker.
+pub(super) fn parse_marker<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+) -> Result<(String, u64, &'a [u8]), ComputeError> {
+    let malformed = || {
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into_owned();
+        bad(path, format!("malformed marker {head:?}"))
+    };
+    let newline = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(malformed)?;
+    let line = std::str::from_utf8(&bytes[..newline]).map_err(|_| malformed())?;
+    let page = &bytes[newline + 1..];
+    let mut words = line.split_whitespace();
     match (
         words.next(),
         words.next().map(str::parse::<u64>),
         words.next(),
     ) {
-        (Some(segment), Some(Ok(cut)), None) if is_segment_name(segment) => {
-            Ok((segment.to_owned(), cut))
+        (Some(segment), Some(Ok(cut)), None) if is_segment_name(segment) && !page.is_empty() => {
+            Ok((segment.to_owned(), cut, page))
         }
-        _ => Err(bad(path, format!("malformed marker {text:?}"))),
+        _ => Err(malformed()),
     }
 }
 
-fn remove_if_present(path: &PathBuf) -> Result<(), ComputeError> {
+fn remove_if_present(path: &Path) -> Result<(), ComputeError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(ComputeError::io(format!("remove {}", path.display()), e))

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{is_segment_name, is_shared_name, CUT_MARKER, CUT_PAGE, CUT_SOURCE};
+use super::{is_segment_name, is_shared_name, CUT_MARKER, CUT_SOURCE};
 use crate::error::ComputeError;
 use crate::process::chown_to;
 use crate::run_as::RunAs;
@@ -150,9 +150,9 @@ impl WalSnapshot {
     /// being written by it.
     fn keep_pending_cut(&mut self) -> Result<(), ComputeError> {
         let marker = self.staging.join(CUT_MARKER);
-        let text = fs::read_to_string(&marker)
+        let bytes = fs::read(&marker)
             .map_err(|e| ComputeError::io(format!("read {}", marker.display()), e))?;
-        let (segment, _) = super::pending::parse_marker(&text, &marker)?;
+        let (segment, _, _) = super::pending::parse_marker(&bytes, &marker)?;
         let later: Vec<String> = self
             .linked
             .iter()
@@ -169,7 +169,7 @@ impl WalSnapshot {
     /// Drops a pending cut linked in [`Self::begin`] from a parent that has
     /// started since (its own segment now carries what the cut described).
     fn drop_stale_cut(&mut self) -> Result<(), ComputeError> {
-        for name in [CUT_MARKER, CUT_SOURCE, CUT_PAGE] {
+        for name in [CUT_MARKER, CUT_SOURCE] {
             if self.linked.remove(name) {
                 remove(&self.staging.join(name))?;
             }
@@ -217,11 +217,9 @@ impl WalSnapshot {
         let source = self.staging.join(CUT_SOURCE);
         fs::rename(&path, &source)
             .map_err(|e| ComputeError::io(format!("rename {}", path.display()), e))?;
-        write_durably(&self.staging.join(CUT_PAGE), &page)?;
-        write_durably(
-            &self.staging.join(CUT_MARKER),
-            format!("{name} {cut}\n").as_bytes(),
-        )?;
+        let mut marker = format!("{name} {cut}\n").into_bytes();
+        marker.extend_from_slice(&page);
+        write_durably(&self.staging.join(CUT_MARKER), &marker)?;
         Ok(Some(name))
     }
 }

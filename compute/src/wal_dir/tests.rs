@@ -121,7 +121,7 @@ fn the_child_keeps_the_wal_written_before_the_create_and_nothing_after() {
         fs::read_dir(child.join("archive_status")).unwrap().count(),
         0
     );
-    for leftover in [CUT_MARKER, CUT_SOURCE, CUT_PAGE] {
+    for leftover in [CUT_MARKER, CUT_SOURCE] {
         assert!(!child.join(leftover).exists(), "{leftover} left behind");
     }
     assert!(
