@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # How long does `branch create` take on a running 1 GiB database while it
-# takes writes? (docs/benchmarks.md, "The WAL beside the page store".)
+# takes writes? (docs/benchmarks.md, "Latest runs: the WAL beside the page
+# store".)
 #
 # usage: scripts/create-under-load.sh CREATES [HOME]
 #
 # Runs as root from the repository with a release build of `offshoot` (or
 # the one OFFSHOOT names).
 # Starts `offshoot up` on a fresh HOME (default /var/tmp/cu, removed first),
-# loads `main` with `pgbench -i -s 68`, then, while TPC-B (4 clients) runs on
-# `main`, creates CREATES branches of `main` one a second through the HTTP
-# API and prints each create's time as the API client saw it (curl's total),
-# then the median and the largest, and how many WAL segments `main` had.
-# Stops the daemon at the end.
+# loads `main` with `pgbench -i -s 68` (1 GiB; SCALE=340 for 5 GiB), then,
+# while TPC-B (4 clients) runs on `main`, creates CREATES branches of `main`
+# one a second through the HTTP API and prints each create's time as the API
+# client saw it (curl's total), then the median and the largest, and how
+# many WAL segments `main` had. Stops the daemon at the end.
 set -euo pipefail
 creates=${1:?usage: scripts/create-under-load.sh CREATES [HOME]}
 home=${2:-/var/tmp/cu}
@@ -26,7 +27,7 @@ token=$(cat "$home/secrets/api.token")
 api=$(grep -o '"api_addr": *"[^"]*"' "$home/daemon.json" | cut -d'"' -f4)
 main=$("$offshoot" --home "$home" connection-string main)
 as_pg() { su postgres -c "PGPASSWORD='$password' $*"; }
-as_pg "$bin/pgbench -i -q -s 68 '$main'" > /dev/null 2>&1
+as_pg "$bin/pgbench -i -q -s ${SCALE:-68} '$main'" > /dev/null 2>&1
 as_pg "$bin/pgbench -n -c 4 -j 2 -T $((creates + 10)) '$main'" > "$home.pgbench.log" 2>&1 &
 load=$!
 sleep 5
