@@ -37,6 +37,7 @@ const PAGE_SIZE_OFFSET: u64 = 36;
 pub struct WalSnapshot {
     parent: PathBuf,
     staging: PathBuf,
+    run_as: RunAs,
     linked: BTreeSet<String>,
     finished: bool,
 }
@@ -59,26 +60,11 @@ impl WalSnapshot {
             fs::remove_dir_all(&staging)
                 .map_err(|e| ComputeError::io(format!("remove {}", staging.display()), e))?;
         }
-        // The parent's subdirectories, empty (`archive_status`, and
-        // `summaries` from PostgreSQL 17 on): their files are the parent's.
-        let mut dirs = vec![staging.clone(), staging.join("archive_status")];
-        let entries = fs::read_dir(parent)
-            .map_err(|e| ComputeError::io(format!("list {}", parent.display()), e))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) && name != "archive_status" {
-                dirs.push(staging.join(name));
-            }
-        }
-        for dir in dirs {
-            fs::create_dir(&dir)
-                .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)))
-                .map_err(|e| ComputeError::io(format!("create {}", dir.display()), e))?;
-            chown_to(&dir, run_as)?;
-        }
+        make_private_dir(&staging, run_as)?;
         let mut snapshot = WalSnapshot {
             parent: parent.to_path_buf(),
             staging,
+            run_as: run_as.clone(),
             linked: BTreeSet::new(),
             finished: false,
         };
@@ -115,8 +101,10 @@ impl WalSnapshot {
         Ok(cut)
     }
 
-    /// Links every shared file of the parent not linked yet. A file the
-    /// parent removed meanwhile is skipped.
+    /// Links every shared file of the parent not linked yet (a file the
+    /// parent removed meanwhile is skipped), and makes the parent's
+    /// subdirectories, empty (`archive_status`, and `summaries` from
+    /// PostgreSQL 17 on): their files are the parent's.
     fn link_new(&mut self) -> Result<(), ComputeError> {
         let entries = fs::read_dir(&self.parent)
             .map_err(|e| ComputeError::io(format!("list {}", self.parent.display()), e))?;
@@ -126,6 +114,13 @@ impl WalSnapshot {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let dir = self.staging.join(&name);
+                if !dir.exists() {
+                    make_private_dir(&dir, &self.run_as)?;
+                }
+                continue;
+            }
             if !is_shared_name(&name) || self.linked.contains(&name) {
                 continue;
             }
@@ -276,6 +271,14 @@ fn open(path: &Path) -> Result<File, ComputeError> {
 
 fn remove(path: &Path) -> Result<(), ComputeError> {
     fs::remove_file(path).map_err(|e| ComputeError::io(format!("remove {}", path.display()), e))
+}
+
+/// A directory only `run_as` can enter (PostgreSQL checks its WAL's mode).
+fn make_private_dir(dir: &Path, run_as: &RunAs) -> Result<(), ComputeError> {
+    fs::create_dir(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+        .map_err(|e| ComputeError::io(format!("create {}", dir.display()), e))?;
+    chown_to(dir, run_as)
 }
 
 fn write_durably(path: &Path, data: &[u8]) -> Result<(), ComputeError> {
