@@ -2,6 +2,8 @@
 //! (`Connection: close`), so tests can send exactly the bytes they mean
 //! (malformed JSON, oversized bodies, missing headers).
 
+#![allow(dead_code)] // each test binary uses its own subset
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
